@@ -1,0 +1,125 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
+import type { Logger } from 'pino';
+import { ApiKeys } from './auth/api-keys.js';
+import { StreamTokens } from './auth/stream-tokens.js';
+import { WebhookSignatures } from './auth/webhook-signatures.js';
+import type { Backplane } from './backplane/backplane.js';
+import type { Config } from './config.js';
+import type { JobStore } from './jobs/job-store.js';
+import { loggerOptions } from './logging.js';
+import { registerProblemDetails } from './problem-details.js';
+import { EventPublisher } from './publishing/event-publisher.js';
+import { callbackRoutes } from './routes/callbacks.js';
+import { healthRoutes } from './routes/health.js';
+import { jobRoutes } from './routes/jobs.js';
+import { openapiRoutes } from './routes/openapi.js';
+import { publishRoutes } from './routes/publish.js';
+import { streamRoutes } from './routes/stream.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { StreamRegistry } from './sse/stream-registry.js';
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+/** What the routes share; built once per replica in buildApp. */
+export interface RouteContext {
+  config: Config;
+  backplane: Backplane;
+  jobs: JobStore;
+  registry: StreamRegistry;
+  publisher: EventPublisher;
+  tokens: StreamTokens;
+  apiKeys: ApiKeys;
+  signatures: WebhookSignatures | undefined;
+  lifecycle: Lifecycle;
+}
+
+export interface Lifecycle {
+  /** Set on SIGTERM: readiness fails and new streams are sent elsewhere. */
+  draining: boolean;
+}
+
+export interface Switchboard {
+  app: App;
+  /** Ends streams in jittered batches, then closes the app (in-flight requests finish first). */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Builds the replica: the one place that wires its parts, in order. Never listens (main.ts does),
+ * so tests can build apps directly. The backplane and job store are made by the caller, which
+ * owns their start; closing the app closes them.
+ */
+export function buildApp(config: Config, deps: { backplane: Backplane; jobs: JobStore; closeJobs?: () => void }): Switchboard {
+  const app = Fastify({
+    logger: loggerOptions(config),
+    bodyLimit: config.maxBodyBytes,
+    trustProxy: true,
+    // Streams are ended by shutdown() before close; whatever is left idle need not hold exit.
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const lifecycle: Lifecycle = { draining: false };
+  const registry = new StreamRegistry(
+    deps.backplane,
+    {
+      heartbeatMs: config.heartbeatMs,
+      unsubscribeDebounceMs: config.unsubscribeDebounceMs,
+      replayLimit: replayLimit(config.historyMaxLen),
+    },
+    app.log as Logger,
+  );
+  const context: RouteContext = {
+    config,
+    backplane: deps.backplane,
+    jobs: deps.jobs,
+    registry,
+    publisher: new EventPublisher(deps.backplane),
+    tokens: new StreamTokens(config.streamTokenSecret),
+    apiKeys: new ApiKeys(config.publishApiKeys),
+    signatures: config.callbackSecret === undefined ? undefined : new WebhookSignatures(config.callbackSecret),
+    lifecycle,
+  };
+
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('x-replica-id', config.replicaId);
+  });
+  registerProblemDetails(app);
+  healthRoutes(app, context);
+  openapiRoutes(app);
+  streamRoutes(app, context);
+  publishRoutes(app, context);
+  tokenRoutes(app, context);
+  jobRoutes(app, context);
+  callbackRoutes(app, context);
+
+  app.addHook('onClose', async () => {
+    registry.close();
+    deps.closeJobs?.();
+    await deps.backplane.close();
+  });
+
+  return {
+    app,
+    async shutdown() {
+      lifecycle.draining = true;
+      app.log.info({ streams: registry.streamCount }, 'draining');
+      await registry.drain(config.drainMs / 2, config.retryMs);
+      await app.close();
+    },
+  };
+}
+
+/**
+ * Most history entries one resume reads per channel. `MAXLEN ~` may keep somewhat more than
+ * HISTORY_MAX_LEN, so allow some slack; the floor keeps a tiny history useful.
+ */
+export function replayLimit(historyMaxLen: number): number {
+  return Math.max(100, Math.ceil(historyMaxLen * 1.5));
+}

@@ -1,0 +1,55 @@
+import { createSigner, createVerifier, TokenError } from 'fast-jwt';
+import { SwitchboardError } from '../errors.js';
+import { isValidTopic } from '../identifiers.js';
+
+/** What a verified subscriber token grants. */
+export interface StreamGrant {
+  userId: string;
+  topics: readonly string[];
+  expiresAtMs: number;
+}
+
+export const MAX_TOKEN_TTL_SECONDS = 86_400;
+
+/**
+ * Subscriber tokens: JWTs signed with HS256 and the shared STREAM_TOKEN_SECRET, `sub` = user id,
+ * `exp` required, optional `topics`. Only HS256 is accepted, so `alg: none` and algorithm
+ * confusion are refused by the verifier itself.
+ */
+export class StreamTokens {
+  private readonly sign: (payload: Record<string, unknown>) => string;
+  private readonly verify: (token: string) => Record<string, unknown>;
+
+  constructor(secret: string) {
+    this.sign = createSigner({ key: secret, algorithm: 'HS256' });
+    // The cache skips re-verifying the signature of a token seen recently; expiry is still checked.
+    this.verify = createVerifier({ key: secret, algorithms: ['HS256'], requiredClaims: ['sub', 'exp'], cache: 10_000 });
+  }
+
+  mint(userId: string, topics: readonly string[], ttlSeconds: number, nowMs = Date.now()): { token: string; expiresAtMs: number } {
+    const exp = Math.floor(nowMs / 1000) + ttlSeconds;
+    const payload: Record<string, unknown> = { sub: userId, exp, iat: Math.floor(nowMs / 1000) };
+    if (topics.length > 0) payload.topics = topics;
+    return { token: this.sign(payload), expiresAtMs: exp * 1000 };
+  }
+
+  /** Verifies a token; throws `missing_token`, `token_expired` or `invalid_token`. */
+  check(token: string | undefined): StreamGrant {
+    if (token === undefined || token.length === 0) throw new SwitchboardError('missing_token');
+    let claims: Record<string, unknown>;
+    try {
+      claims = this.verify(token);
+    } catch (err) {
+      if (err instanceof TokenError && err.code === TokenError.codes.expired) {
+        throw new SwitchboardError('token_expired', 'The subscriber token has expired; fetch a new one.');
+      }
+      throw new SwitchboardError('invalid_token');
+    }
+    const { sub, exp, topics } = claims;
+    if (typeof sub !== 'string' || typeof exp !== 'number') throw new SwitchboardError('invalid_token');
+    if (topics !== undefined && !(Array.isArray(topics) && topics.every((t) => typeof t === 'string' && isValidTopic(t)))) {
+      throw new SwitchboardError('invalid_token', 'The token\'s topics claim must be a list of topic names.');
+    }
+    return { userId: sub, topics: (topics as string[] | undefined) ?? [], expiresAtMs: exp * 1000 };
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Every Redis key and pub/sub channel name is built here and nowhere else.
+ *
+ * A channel's history, meta and idempotency keys share its hash tag (`{u:alice}`), so the one
+ * publish script touches a single slot and runs unchanged on Redis Cluster. User ids and topics
+ * cannot contain `{` or `}` (see identifiers.ts), so a tag can never be broken out of.
+ */
+export type ChannelName = string & { readonly __brand: 'ChannelName' };
+
+export interface ChannelKeys {
+  /** Redis Stream of the channel's recent events. */
+  history: string;
+  /** Hash: the history's `epoch` and the `last` position appended. */
+  meta: string;
+  idempotencyPrefix: string;
+}
+
+const PREFIX = 'sb:';
+
+export const userChannel = (userId: string): ChannelName => `${PREFIX}{u:${userId}}:ch` as ChannelName;
+export const topicChannel = (topic: string): ChannelName => `${PREFIX}{t:${topic}}:ch` as ChannelName;
+
+export function channelKeys(channel: ChannelName): ChannelKeys {
+  const base = channel.slice(0, -':ch'.length);
+  return { history: `${base}:hist`, meta: `${base}:meta`, idempotencyPrefix: `${base}:idem:` };
+}
+
+export const jobKey = (correlationId: string): string => `${PREFIX}job:{${correlationId}}`;
+export const jobCallbacksKey = (correlationId: string): string => `${PREFIX}job:{${correlationId}}:callbacks`;
+export const probeChannel = (replicaId: string): ChannelName => `${PREFIX}probe:{${replicaId}}` as ChannelName;

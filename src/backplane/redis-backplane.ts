@@ -1,0 +1,245 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { backplaneUnavailable } from '../errors.js';
+import { formatPosition, newEpoch, parsePosition, ZERO_POSITION, type Position } from '../history/cursor.js';
+import type { Backplane, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
+import { channelKeys, probeChannel, type ChannelName } from './channels.js';
+import { buildMessage, encodeHeader, parseWireMessage } from './envelope.js';
+import type { HistoryOptions } from './memory-backplane.js';
+import type { RedisConnections } from './redis-connections.js';
+import { HISTORY_SCRIPT, PUBLISH_SCRIPT } from './scripts.js';
+
+export interface RedisBackplaneOptions extends HistoryOptions {
+  replicaId: string;
+  probeIntervalMs: number;
+  logger: Logger;
+}
+
+/** Commands the scripts add to the publisher connection (ioredis `defineCommand`). */
+interface ScriptCommands {
+  sbPublish(...args: (string | number)[]): Promise<[string, string, number]>;
+  sbHistory(...args: (string | number)[]): Promise<[string, string, [string, string[]][]]>;
+}
+
+/** Channels per SUBSCRIBE/UNSUBSCRIBE command when many change at once. */
+const CHANNELS_PER_COMMAND = 500;
+/** The probe is late (the subscriber deaf) after this many intervals without it arriving. */
+const PROBE_MISSES_BEFORE_DEAF = 3;
+
+/**
+ * Redis pub/sub is the fast path; each channel's Redis Stream is the history.
+ *
+ * It uses the replica's two connections (redis-connections.ts): commands, which fail within about
+ * a second while Redis is down or frozen (ioredis' defaults hung for over a minute), and ONE
+ * subscriber. Resubscription is done here rather than by ioredis, so the replica knows the moment
+ * every channel is back and can catch up from history.
+ *
+ * A probe message to a channel only this replica subscribes checks the whole subscriber path:
+ * a connection that looks healthy but hears nothing makes the replica unready and is rebuilt.
+ */
+export class RedisBackplane implements Backplane {
+  readonly kind = 'redis' as const;
+  private readonly publisher: Redis & ScriptCommands;
+  private readonly subscriber: Redis;
+  private readonly subscribed = new Set<ChannelName>();
+  private readonly messageHandlers: ((message: ChannelMessage) => void)[] = [];
+  private readonly resubscribedHandlers: (() => void)[] = [];
+  private readonly probe: ChannelName;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private lastProbeAtMs = 0;
+  /** True once the subscriber's channels are confirmed after its latest (re)connect. */
+  private subscriberReady = false;
+  private hasSubscribedBefore = false;
+  private resolveFirstSubscribed!: () => void;
+  private readonly firstSubscribed = new Promise<void>((resolve) => {
+    this.resolveFirstSubscribed = resolve;
+  });
+  private closed = false;
+
+  constructor(
+    connections: RedisConnections,
+    private readonly options: RedisBackplaneOptions,
+  ) {
+    this.publisher = connections.commands as Redis & ScriptCommands;
+    this.publisher.defineCommand('sbPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
+    this.publisher.defineCommand('sbHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT });
+    this.subscriber = connections.subscriber;
+    this.probe = probeChannel(options.replicaId);
+
+    this.subscriber.on('message', (channel: string, payload: string) => this.receive(channel, payload));
+    this.subscriber.on('ready', () => void this.resubscribeAll());
+    this.subscriber.on('close', () => {
+      this.subscriberReady = false;
+    });
+  }
+
+  /** Connects both connections and subscribes the probe. Rejects if Redis cannot be reached. */
+  async start(): Promise<void> {
+    await Promise.all([this.publisher.connect(), this.subscriber.connect()]);
+    await this.firstSubscribed;
+    this.probeTimer = setInterval(() => this.sendProbe(), this.options.probeIntervalMs).unref();
+    this.sendProbe();
+  }
+
+  async publish(request: PublishRequest): Promise<PublishResult> {
+    const keys = channelKeys(request.channel);
+    const idempotent = request.idempotencyKey !== undefined;
+    try {
+      const [position, epoch, receivers] = await this.publisher.sbPublish(
+        keys.history,
+        keys.meta,
+        keys.idempotencyPrefix + (request.idempotencyKey ?? ''),
+        request.channel,
+        encodeHeader(request.header),
+        request.dataJson,
+        this.options.historyMaxLen,
+        this.options.historyTtlSeconds,
+        newEpoch(),
+        idempotent ? '1' : '0',
+        request.idempotencyTtlSeconds ?? this.options.historyTtlSeconds,
+      );
+      return { epoch, position, receivers: Math.max(receivers, 0), duplicate: receivers < 0 };
+    } catch (err) {
+      throw backplaneUnavailable(err);
+    }
+  }
+
+  async subscribe(channels: readonly ChannelName[]): Promise<void> {
+    for (const channel of channels) this.subscribed.add(channel);
+    await this.inBatches(channels, (batch) => this.subscriber.subscribe(...batch));
+  }
+
+  async unsubscribe(channels: readonly ChannelName[]): Promise<void> {
+    for (const channel of channels) this.subscribed.delete(channel);
+    // While disconnected there is nothing to unsubscribe: the reconnect replays `subscribed` only.
+    if (this.subscriber.status !== 'ready') return;
+    await this.inBatches(channels, (batch) => this.subscriber.unsubscribe(...batch));
+  }
+
+  async readHistory(channel: ChannelName, after: Position | undefined, limit: number): Promise<HistoryRead> {
+    const keys = channelKeys(channel);
+    let reply: [string, string, [string, string[]][]];
+    try {
+      reply = await this.publisher.sbHistory(
+        keys.history,
+        keys.meta,
+        newEpoch(),
+        this.options.historyTtlSeconds,
+        after === undefined ? '' : formatPosition(after),
+        limit,
+      );
+    } catch (err) {
+      throw backplaneUnavailable(err);
+    }
+    const [epoch, lastText, rawEntries] = reply;
+    const entries: ChannelMessage[] = [];
+    let firstPredecessor: string | undefined;
+    for (const [id, fields] of rawEntries) {
+      const field = fieldReader(fields);
+      firstPredecessor ??= field('p');
+      const message = buildMessage(channel, epoch, id, field('h') ?? '', field('d') ?? '');
+      if (message === undefined) {
+        this.options.logger.warn({ channel, id }, 'dropped a malformed history entry');
+        continue;
+      }
+      entries.push(message);
+    }
+    const last = parsePosition(lastText) ?? ZERO_POSITION;
+    const afterText = after === undefined ? undefined : formatPosition(after);
+    const trimmed =
+      afterText !== undefined &&
+      afterText !== lastText &&
+      (rawEntries.length === 0 ? true : firstPredecessor !== afterText);
+    return { epoch, last, lastText, entries, trimmed };
+  }
+
+  onMessage(handler: (message: ChannelMessage) => void): void {
+    this.messageHandlers.push(handler);
+  }
+
+  onResubscribed(handler: () => void): void {
+    this.resubscribedHandlers.push(handler);
+  }
+
+  isReady(): boolean {
+    return (
+      !this.closed &&
+      this.publisher.status === 'ready' &&
+      this.subscriberReady &&
+      Date.now() - this.lastProbeAtMs < this.options.probeIntervalMs * PROBE_MISSES_BEFORE_DEAF
+    );
+  }
+
+  /** Milliseconds since the probe last came back through Redis (for metrics and readiness). */
+  probeAgeMs(): number {
+    return this.lastProbeAtMs === 0 ? Number.POSITIVE_INFINITY : Date.now() - this.lastProbeAtMs;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.probeTimer);
+    await Promise.allSettled([this.publisher.quit(), this.subscriber.quit()]);
+    this.publisher.disconnect();
+    this.subscriber.disconnect();
+  }
+
+  private receive(channel: string, payload: string): void {
+    if (channel === this.probe) {
+      this.lastProbeAtMs = Date.now();
+      return;
+    }
+    const message = parseWireMessage(channel as ChannelName, payload);
+    if (message === undefined) {
+      this.options.logger.warn({ channel }, 'dropped a malformed message from Redis');
+      return;
+    }
+    for (const handler of this.messageHandlers) handler(message);
+  }
+
+  /** On every (re)connect: subscribe everything held, then tell the replica to catch up. */
+  private async resubscribeAll(): Promise<void> {
+    try {
+      await this.inBatches([this.probe, ...this.subscribed], (batch) => this.subscriber.subscribe(...batch));
+    } catch (err) {
+      this.options.logger.warn({ err }, 'resubscribe failed; waiting for the next reconnect');
+      return;
+    }
+    this.subscriberReady = true;
+    // The probe may have been missed while away; count the path as alive again from now.
+    this.lastProbeAtMs = Date.now();
+    if (!this.hasSubscribedBefore) {
+      this.hasSubscribedBefore = true;
+      this.resolveFirstSubscribed();
+      return;
+    }
+    this.options.logger.info({ channels: this.subscribed.size }, 'subscriber back; catching up from history');
+    for (const handler of this.resubscribedHandlers) handler();
+  }
+
+  private sendProbe(): void {
+    if (this.probeAgeMs() > this.options.probeIntervalMs * PROBE_MISSES_BEFORE_DEAF && this.subscriberReady) {
+      // Connected by every sign ioredis has, yet deaf: rebuild the connection, which resubscribes
+      // and catches up from history.
+      this.options.logger.warn({ probeAgeMs: this.probeAgeMs() }, 'subscriber stopped hearing its probe; reconnecting');
+      this.subscriberReady = false;
+      this.subscriber.disconnect(true);
+    }
+    this.publisher.publish(this.probe, String(Date.now())).catch(() => {
+      // Redis unreachable: readiness already reflects it through the probe's age.
+    });
+  }
+
+  private async inBatches(channels: readonly ChannelName[], run: (batch: ChannelName[]) => Promise<unknown>): Promise<void> {
+    for (let i = 0; i < channels.length; i += CHANNELS_PER_COMMAND) {
+      await run(channels.slice(i, i + CHANNELS_PER_COMMAND));
+    }
+  }
+}
+
+/** XRANGE gives an entry's fields as a flat [name, value, …] list. */
+function fieldReader(fields: string[]): (name: string) => string | undefined {
+  return (name) => {
+    for (let i = 0; i < fields.length - 1; i += 2) if (fields[i] === name) return fields[i + 1];
+    return undefined;
+  };
+}

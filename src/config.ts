@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import envSchema from 'env-schema';
+import Type, { type Static } from 'typebox';
+
+/**
+ * Every environment variable the service reads, in one schema. This module is
+ * the only reader of `process.env`; everything else receives a frozen Config.
+ */
+const EnvSchema = Type.Object({
+  PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  HOST: Type.String({ default: '0.0.0.0' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[^,\\s]+:\\d+(,[^,\\s]+:\\d+)*$' })),
+  REPLICA_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$' })),
+  STREAM_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  PUBLISH_API_KEY: Type.Optional(Type.String({ minLength: 16 })),
+  CALLBACK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_[A-Za-z0-9+/=]{16,}$' })),
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  HEARTBEAT_MS: Type.Integer({ default: 15_000, minimum: 100 }),
+  RETRY_MS: Type.Integer({ default: 2000, minimum: 0 }),
+  MAX_BODY_BYTES: Type.Integer({ default: 65_536, minimum: 256, maximum: 16 * 1024 * 1024 }),
+  MAX_CONNECTIONS: Type.Integer({ default: 50_000, minimum: 1 }),
+  MAX_CONNECTIONS_PER_USER: Type.Integer({ default: 16, minimum: 1 }),
+  HISTORY_MAX_LEN: Type.Integer({ default: 1000, minimum: 0, maximum: 1_000_000 }),
+  HISTORY_TTL_SECONDS: Type.Integer({ default: 3600, minimum: 1 }),
+  JOB_TTL_SECONDS: Type.Integer({ default: 3600, minimum: 1, maximum: 30 * 86_400 }),
+  DRAIN_MS: Type.Integer({ default: 10_000, minimum: 0 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  // Tunables beyond the contract; defaults suit production.
+  UNSUBSCRIBE_DEBOUNCE_MS: Type.Integer({ default: 2000, minimum: 0 }),
+  STREAM_MAX_BUFFERED_BYTES: Type.Integer({ default: 1024 * 1024, minimum: 1024 }),
+  PROBE_INTERVAL_MS: Type.Integer({ default: 2000, minimum: 100 }),
+  DEMO_MODE: Type.Boolean({ default: false }),
+});
+
+type Env = Static<typeof EnvSchema>;
+
+export type LogLevel = Env['LOG_LEVEL'];
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly redisUrl: string | undefined;
+  readonly redisClusterNodes: readonly { host: string; port: number }[] | undefined;
+  readonly replicaId: string;
+  readonly streamTokenSecret: string;
+  /** Several keys are accepted at once so a key can be rotated without downtime. */
+  readonly publishApiKeys: readonly string[];
+  readonly callbackSecret: string | undefined;
+  readonly publicUrl: string | undefined;
+  readonly heartbeatMs: number;
+  readonly retryMs: number;
+  readonly maxBodyBytes: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerUser: number;
+  readonly historyMaxLen: number;
+  readonly historyTtlSeconds: number;
+  readonly jobTtlSeconds: number;
+  readonly drainMs: number;
+  readonly logLevel: LogLevel;
+  readonly unsubscribeDebounceMs: number;
+  readonly streamMaxBufferedBytes: number;
+  readonly probeIntervalMs: number;
+  readonly demoMode: boolean;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Secrets made up at boot because none were set (single-replica mode only). */
+  generated: { streamTokenSecret?: string; publishApiKey?: string };
+}
+
+export class ConfigError extends Error {
+  readonly code = 'invalid_config';
+}
+
+/** Validates the environment once, at boot. Throws ConfigError with a sentence naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  let parsed: Env;
+  try {
+    parsed = envSchema<Env>({ schema: EnvSchema, data: pickKnown(env), env: false, dotenv: false });
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${(err as Error).message}`);
+  }
+
+  const shared = parsed.REDIS_URL !== undefined || parsed.REDIS_CLUSTER_NODES !== undefined;
+  if (parsed.REDIS_URL !== undefined && parsed.REDIS_CLUSTER_NODES !== undefined) {
+    throw new ConfigError('set REDIS_URL or REDIS_CLUSTER_NODES, not both');
+  }
+  const generated: LoadedConfig['generated'] = {};
+  const secretOrGenerate = (name: 'STREAM_TOKEN_SECRET' | 'PUBLISH_API_KEY'): string => {
+    const value = parsed[name];
+    if (value !== undefined) return value;
+    if (shared) {
+      // Replicas behind one load balancer must share secrets; a random one per replica would
+      // make tokens minted on one replica fail on the others.
+      throw new ConfigError(`${name} is required when REDIS_URL or REDIS_CLUSTER_NODES is set (all replicas must share it)`);
+    }
+    return randomBytes(24).toString('base64url');
+  };
+  const streamTokenSecret = secretOrGenerate('STREAM_TOKEN_SECRET');
+  if (parsed.STREAM_TOKEN_SECRET === undefined) generated.streamTokenSecret = streamTokenSecret;
+  const publishApiKeyRaw = secretOrGenerate('PUBLISH_API_KEY');
+  if (parsed.PUBLISH_API_KEY === undefined) generated.publishApiKey = publishApiKeyRaw;
+
+  const publishApiKeys = publishApiKeyRaw.split(',').map((k) => k.trim()).filter((k) => k.length > 0);
+  if (publishApiKeys.some((k) => k.length < 16)) {
+    throw new ConfigError('PUBLISH_API_KEY: every comma-separated key must be at least 16 characters');
+  }
+
+  const config: Config = {
+    port: parsed.PORT,
+    host: parsed.HOST,
+    redisUrl: parsed.REDIS_URL,
+    redisClusterNodes: parsed.REDIS_CLUSTER_NODES?.split(',').map(parseHostPort),
+    replicaId: parsed.REPLICA_ID ?? `${hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 48)}-${process.pid}`,
+    streamTokenSecret,
+    publishApiKeys,
+    callbackSecret: parsed.CALLBACK_SECRET,
+    publicUrl: parsed.PUBLIC_URL?.replace(/\/+$/, ''),
+    heartbeatMs: parsed.HEARTBEAT_MS,
+    retryMs: parsed.RETRY_MS,
+    maxBodyBytes: parsed.MAX_BODY_BYTES,
+    maxConnections: parsed.MAX_CONNECTIONS,
+    maxConnectionsPerUser: parsed.MAX_CONNECTIONS_PER_USER,
+    historyMaxLen: parsed.HISTORY_MAX_LEN,
+    historyTtlSeconds: parsed.HISTORY_TTL_SECONDS,
+    jobTtlSeconds: parsed.JOB_TTL_SECONDS,
+    drainMs: parsed.DRAIN_MS,
+    logLevel: parsed.LOG_LEVEL,
+    unsubscribeDebounceMs: parsed.UNSUBSCRIBE_DEBOUNCE_MS,
+    streamMaxBufferedBytes: parsed.STREAM_MAX_BUFFERED_BYTES,
+    probeIntervalMs: parsed.PROBE_INTERVAL_MS,
+    demoMode: parsed.DEMO_MODE,
+  };
+  return { config: Object.freeze(config), generated };
+}
+
+/** Only the variables in the schema reach the validator; empty strings count as unset. */
+function pickKnown(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') out[key] = value;
+  }
+  return out;
+}
+
+function parseHostPort(entry: string): { host: string; port: number } {
+  const at = entry.lastIndexOf(':');
+  return { host: entry.slice(0, at), port: Number(entry.slice(at + 1)) };
+}

@@ -1,0 +1,79 @@
+import { pino } from 'pino';
+import { buildApp } from './app.js';
+import type { Backplane } from './backplane/backplane.js';
+import { MemoryBackplane } from './backplane/memory-backplane.js';
+import { RedisBackplane } from './backplane/redis-backplane.js';
+import { createRedisConnections } from './backplane/redis-connections.js';
+import { ConfigError, loadConfig, type Config, type LoadedConfig } from './config.js';
+import type { JobStore } from './jobs/job-store.js';
+import { MemoryJobStore } from './jobs/memory-job-store.js';
+import { RedisJobStore } from './jobs/redis-job-store.js';
+import { loggerOptions } from './logging.js';
+import { printQuickstart } from './quickstart.js';
+
+/** The executable: load config, build the app, listen, drain on SIGTERM. Nothing else. */
+async function main(): Promise<void> {
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`switchboard: ${err.message}\n`);
+    process.exit(1);
+  }
+  const { config } = loaded;
+  const logger = pino(loggerOptions(config));
+
+  const { backplane, jobs, closeJobs } = await connectBackplane(config, logger);
+  const { app, shutdown } = buildApp(config, { backplane, jobs, closeJobs });
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  app.log.info({ port, backplane: backplane.kind }, 'listening');
+  if (backplane.kind === 'memory') {
+    app.log.warn('no REDIS_URL: running on the in-process backplane, which serves ONE replica only');
+  }
+  printQuickstart(loaded, port);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal, drainMs: config.drainMs }, 'shutting down');
+    // The bound: whatever has not finished by DRAIN_MS is cut, and the process exits anyway.
+    setTimeout(() => {
+      app.log.warn('drain window over; exiting');
+      process.exit(0);
+    }, config.drainMs).unref();
+    shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        app.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function connectBackplane(
+  config: Config,
+  logger: pino.Logger,
+): Promise<{ backplane: Backplane; jobs: JobStore; closeJobs?: () => void }> {
+  const history = { historyMaxLen: config.historyMaxLen, historyTtlSeconds: config.historyTtlSeconds };
+  if (config.redisUrl === undefined) {
+    const jobs = new MemoryJobStore();
+    return { backplane: new MemoryBackplane(history), jobs, closeJobs: () => jobs.close() };
+  }
+  const connections = createRedisConnections(config.redisUrl, config.replicaId, logger);
+  const backplane = new RedisBackplane(connections, { ...history, replicaId: config.replicaId, probeIntervalMs: config.probeIntervalMs, logger });
+  logger.info('connecting to Redis');
+  await backplane.start();
+  return { backplane, jobs: new RedisJobStore(connections.commands) };
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`switchboard: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

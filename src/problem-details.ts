@@ -1,0 +1,57 @@
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { ERRORS, SwitchboardError, type ErrorCode } from './errors.js';
+
+/** The `type` of every problem: a stable URI per code (listed in README and openapi.yaml). */
+const TYPE_BASE = 'urn:switchboard:problem:';
+
+/** Fastify's own errors that a client can cause, mapped onto the registry. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
+};
+
+/**
+ * Every non-2xx answer is RFC 9457 `application/problem+json` with a stable `code`, made here and
+ * only here. Nothing internal (stack, message of an unexpected error) reaches the client.
+ */
+export function registerProblemDetails(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const problem = toSwitchboardError(error);
+    if (problem.status >= 500 && problem.code !== 'backplane_unavailable') {
+      request.log.error({ err: error }, 'request failed');
+    } else if (problem.code === 'backplane_unavailable') {
+      request.log.warn({ err: error.cause ?? error }, 'backplane unavailable');
+    }
+    return sendProblem(reply, problem);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, new SwitchboardError('not_found', `No route for ${request.method} ${request.url.split('?')[0]}`)),
+  );
+}
+
+export function sendProblem(reply: FastifyReply, error: SwitchboardError): FastifyReply {
+  if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
+  return reply
+    .code(error.status)
+    .type('application/problem+json')
+    .send({
+      type: TYPE_BASE + error.code,
+      title: ERRORS[error.code].title,
+      status: error.status,
+      detail: error.message,
+      code: error.code,
+    });
+}
+
+function toSwitchboardError(error: FastifyError): SwitchboardError {
+  if (error instanceof SwitchboardError) return error;
+  if (error.validation !== undefined) return new SwitchboardError('invalid_request', error.message);
+  const mapped = error.code === undefined ? undefined : FASTIFY_CODES[error.code];
+  if (mapped !== undefined) return new SwitchboardError(mapped, ERRORS[mapped].title);
+  // JSON syntax errors from the body parser carry status 400 but no FST code in some paths.
+  if (error instanceof SyntaxError || error.statusCode === 400) return new SwitchboardError('invalid_json');
+  return new SwitchboardError('internal_error', 'The request could not be completed.');
+}

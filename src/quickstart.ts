@@ -1,0 +1,33 @@
+import type { LoadedConfig } from './config.js';
+
+/**
+ * With no secrets configured the replica made its own; print them once with a paste-ready
+ * example, so `npm start` on a fresh clone is one copy-paste away from a first event.
+ */
+export function printQuickstart({ config, generated }: LoadedConfig, port: number): void {
+  if (generated.publishApiKey === undefined && generated.streamTokenSecret === undefined) return;
+  const base = `http://localhost:${port}`;
+  const key = config.publishApiKeys[0] ?? '';
+  process.stdout.write(`
+  Switchboard is running on ${base} (single replica, in-process backplane).
+  No secrets were configured, so these were generated for this run:
+
+    PUBLISH_API_KEY=${key}
+    STREAM_TOKEN_SECRET=${config.streamTokenSecret}
+
+  Try it:
+
+    # 1. mint a subscriber token for user "alice"
+    TOKEN=$(curl -s -X POST ${base}/v1/tokens -H 'authorization: Bearer ${key}' \\
+      -H 'content-type: application/json' -d '{"userId":"alice"}' | sed -E 's/.*"token":"([^"]+)".*/\\1/')
+
+    # 2. in a browser console (or: curl -N "${base}/stream/alice?token=$TOKEN")
+    const es = new EventSource('${base}/stream/alice?token=' + TOKEN);
+    es.addEventListener('message', (e) => console.log(e.lastEventId, JSON.parse(e.data)));
+
+    # 3. publish to alice
+    curl -s -X POST ${base}/v1/users/alice/events -H 'authorization: Bearer ${key}' \\
+      -H 'content-type: application/json' -d '{"data":{"hello":"world"}}'
+
+`);
+}

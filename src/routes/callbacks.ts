@@ -1,0 +1,84 @@
+import type { FastifyRequest } from 'fastify';
+import Type from 'typebox';
+import type { App, RouteContext } from '../app.js';
+import { userChannel } from '../backplane/channels.js';
+import { SwitchboardError } from '../errors.js';
+import { isValidCorrelationId, isValidEventType, isValidIdempotencyKey } from '../identifiers.js';
+
+export const DEFAULT_CALLBACK_TYPE = 'callback';
+/** Status recorded on the job when the payload does not name one. */
+export const CALLBACK_RECEIVED_STATUS = 'callback_received';
+/**
+ * Callback dedupe keys live at least this long: twice the 5-minute signature tolerance, so a
+ * captured signed callback cannot be replayed into a second delivery.
+ */
+export const MIN_CALLBACK_DEDUPE_SECONDS = 600;
+
+const STATUS = /^[A-Za-z0-9._:-]{1,64}$/;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The body exactly as received: webhook signatures are computed over these bytes. */
+    rawBody?: string;
+  }
+}
+
+/**
+ * POST /v1/callbacks/:correlationId — an async job reports back to whichever replica the load
+ * balancer picked. No bearer: the unguessable correlation id is the capability, plus a Standard
+ * Webhooks signature when CALLBACK_SECRET is set. A retry with the same Idempotency-Key or
+ * webhook-id is answered 202 again but delivered once.
+ */
+export function callbackRoutes(app: App, context: RouteContext): void {
+  const { jobs, publisher, signatures, config } = context;
+  const dedupeSeconds = Math.max(MIN_CALLBACK_DEDUPE_SECONDS, config.historyTtlSeconds);
+
+  void app.register(async (scope) => {
+    // Keep the raw text for signature checks, then parse with Fastify's own (poisoning-safe) parser.
+    const parseJson = scope.getDefaultJsonParser('error', 'error');
+    scope.removeContentTypeParser('application/json');
+    scope.addContentTypeParser('application/json', { parseAs: 'string' }, (request: FastifyRequest, body, done) => {
+      request.rawBody = body as string;
+      parseJson(request, body as string, done);
+    });
+
+    scope.post('/v1/callbacks/:correlationId', { schema: { params: Type.Object({ correlationId: Type.String() }) } }, async (request, reply) => {
+      const { correlationId } = request.params as { correlationId: string };
+      if (!isValidCorrelationId(correlationId)) throw new SwitchboardError('job_not_found');
+      signatures?.verify(request.rawBody ?? '', request.headers);
+      const job = await jobs.get(correlationId);
+      if (job === undefined) throw new SwitchboardError('job_not_found');
+
+      const type = header(request, 'x-event-type') ?? DEFAULT_CALLBACK_TYPE;
+      if (!isValidEventType(type)) throw new SwitchboardError('invalid_event_type', 'X-Event-Type must be 1-64 characters of [A-Za-z0-9._:-].');
+      const dedupeKey = header(request, 'idempotency-key') ?? header(request, 'webhook-id');
+      if (dedupeKey !== undefined && !isValidIdempotencyKey(dedupeKey)) {
+        throw new SwitchboardError('invalid_request', 'Idempotency-Key must be 1-200 printable ASCII characters.');
+      }
+
+      const receivedAt = new Date().toISOString();
+      const payload = request.body ?? null;
+      const published = await publisher.publish(userChannel(job.userId), {
+        type,
+        data: { correlationId, payload, receivedAt },
+        ...(dedupeKey === undefined ? {} : { idempotencyKey: `cb:${correlationId}:${dedupeKey}`, idempotencyTtlSeconds: dedupeSeconds }),
+      });
+      if (!published.duplicate) {
+        await jobs.recordCallback(correlationId, { eventId: published.id, type, receivedAt, receivers: published.receivers }, statusOf(payload));
+      }
+      request.log.info({ correlationId, eventId: published.id, receivers: published.receivers, duplicate: published.duplicate }, 'callback accepted');
+      return reply.code(202).send({ eventId: published.id, receivers: published.receivers, duplicate: published.duplicate });
+    });
+  });
+}
+
+/** A payload may name the job's new status (`{"status": "done", …}`); otherwise it is "callback_received". */
+function statusOf(payload: unknown): string {
+  const status = typeof payload === 'object' && payload !== null ? (payload as { status?: unknown }).status : undefined;
+  return typeof status === 'string' && STATUS.test(status) ? status : CALLBACK_RECEIVED_STATUS;
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}

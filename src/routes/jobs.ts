@@ -1,0 +1,48 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import Type from 'typebox';
+import type { App, RouteContext } from '../app.js';
+import { bearer } from '../auth/api-keys.js';
+import { SwitchboardError } from '../errors.js';
+import { isValidCorrelationId, isValidUserId } from '../identifiers.js';
+import type { Job } from '../jobs/job-store.js';
+
+const JobBody = Type.Object({
+  userId: Type.String(),
+  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86_400 })),
+  metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+
+/** 144 random bits, base64url: the correlation id is the callback's only capability. */
+export const newCorrelationId = (): string => randomBytes(18).toString('base64url');
+
+/** POST /v1/jobs and GET /v1/jobs/:correlationId — register an async job, read its state. */
+export function jobRoutes(app: App, { apiKeys, tokens, jobs, config }: RouteContext): void {
+  app.post('/v1/jobs', { schema: { body: JobBody } }, async (request, reply) => {
+    apiKeys.check(request.headers.authorization);
+    const { userId, ttlSeconds = config.jobTtlSeconds, metadata } = request.body;
+    if (!isValidUserId(userId)) throw new SwitchboardError('invalid_user_id');
+    const job = await jobs.create({ correlationId: newCorrelationId(), userId, ttlSeconds, metadata });
+    return reply.code(201).send({
+      correlationId: job.correlationId,
+      callbackUrl: `${baseUrl(request, config.publicUrl)}/v1/callbacks/${job.correlationId}`,
+      expiresAt: job.expiresAt,
+    });
+  });
+
+  /** The ground truth a client refetches after a `reset`: the publisher key or the job user's token. */
+  app.get('/v1/jobs/:correlationId', { schema: { params: Type.Object({ correlationId: Type.String() }) } }, async (request) => {
+    const credential = bearer(request.headers.authorization);
+    const isPublisher = credential !== undefined && apiKeys.isValid(credential);
+    const grant = isPublisher ? undefined : tokens.check(credential);
+    const { correlationId } = request.params;
+    const job: Job | undefined = isValidCorrelationId(correlationId) ? await jobs.get(correlationId) : undefined;
+    if (job === undefined) throw new SwitchboardError('job_not_found');
+    if (grant !== undefined && grant.userId !== job.userId) throw new SwitchboardError('token_user_mismatch');
+    return job;
+  });
+}
+
+function baseUrl(request: FastifyRequest, publicUrl: string | undefined): string {
+  return publicUrl ?? `${request.protocol}://${request.host}`;
+}

@@ -1,0 +1,134 @@
+import type { ServerResponse } from 'node:http';
+import Type from 'typebox';
+import type { App, RouteContext } from '../app.js';
+import { bearer } from '../auth/api-keys.js';
+import { topicChannel, userChannel } from '../backplane/channels.js';
+import { SwitchboardError } from '../errors.js';
+import { planResume } from '../history/resume.js';
+import { isValidTopic, isValidUserId, MAX_TOPICS_PER_STREAM } from '../identifiers.js';
+import { encodeRetry } from '../sse/encoder.js';
+import { SseStream, type StreamEndReason } from '../sse/sse-stream.js';
+
+/** A stream whose channels are not subscribed and read by then is sent to retry elsewhere. */
+const OPEN_TIMEOUT_MS = 5000;
+
+const Query = Type.Object({
+  token: Type.Optional(Type.String()),
+  topics: Type.Optional(Type.String()),
+  lastEventId: Type.Optional(Type.String()),
+});
+
+/**
+ * GET /stream/:userId — the SSE stream. Conditions a retry cannot fix are answered with 4xx
+ * (EventSource then stops for good); temporary ones (draining, full, backplane not ready) with
+ * 200 + a jittered `retry:` + end, so the browser reconnects by itself, most likely elsewhere.
+ */
+export function streamRoutes(app: App, context: RouteContext): void {
+  const { config, registry, backplane, tokens, lifecycle } = context;
+  const headers = {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    'x-replica-id': config.replicaId,
+  };
+
+  app.get('/stream/:userId', { schema: { params: Type.Object({ userId: Type.String() }), querystring: Query } }, async (request, reply) => {
+    const { userId } = request.params;
+    if (!isValidUserId(userId)) throw new SwitchboardError('invalid_user_id', 'User ids are 1-128 characters of [A-Za-z0-9._~:@-].');
+    const topics = parseTopics(request.query.topics);
+    const grant = tokens.check(bearer(request.headers.authorization) ?? request.query.token);
+    if (grant.userId !== userId) throw new SwitchboardError('token_user_mismatch');
+    const refused = topics.find((topic) => !grant.topics.includes(topic));
+    if (refused !== undefined) throw new SwitchboardError('topic_not_granted', `The token does not grant topic "${refused}".`);
+    if (registry.streamsOfUser(userId) >= config.maxConnectionsPerUser) {
+      throw new SwitchboardError('too_many_streams', `At most ${config.maxConnectionsPerUser} open streams per user on one replica.`);
+    }
+    const cursorText = headerValue(request.headers['last-event-id']) ?? request.query.lastEventId;
+
+    reply.hijack();
+    const response = reply.raw;
+    response.socket?.setNoDelay(true);
+    const temporary = lifecycle.draining ? 'draining' : registry.streamCount >= config.maxConnections ? 'full' : !backplane.isReady() ? 'backplane not ready' : undefined;
+    if (temporary !== undefined) {
+      retryElsewhere(response, headers, jitter(config.retryMs), temporary);
+      return;
+    }
+
+    const channels = [userChannel(userId), ...topics.map(topicChannel)];
+    let expiryTimer: NodeJS.Timeout | undefined;
+    const stream = new SseStream(response, {
+      userId,
+      channels,
+      tags: channels.map((channel) => registry.tagOf(channel)),
+      maxBufferedBytes: config.streamMaxBufferedBytes,
+      onEnd: (ended: SseStream, reason: StreamEndReason) => {
+        clearTimeout(expiryTimer);
+        registry.detach(ended);
+        if (reason !== 'client_closed') request.log.info({ userId, reason }, 'stream ended');
+      },
+    });
+
+    let plan;
+    try {
+      await withTimeout(registry.attach(stream), OPEN_TIMEOUT_MS);
+      plan = await withTimeout(planResume(stream, cursorText, backplane, registry, registry.replayLimit), OPEN_TIMEOUT_MS);
+    } catch (err) {
+      request.log.warn({ err, userId }, 'stream could not be opened; asking the client to retry');
+      if (!stream.isEnded) {
+        stream.open(headers, config.retryMs);
+        stream.end('not_ready', jitter(config.retryMs));
+      }
+      return;
+    }
+    if (stream.isEnded) return;
+
+    stream.open(headers, config.retryMs);
+    if (plan.reset !== undefined) stream.reset(plan.reset);
+    for (const message of plan.replay) {
+      const encoded = registry.encode(message, registry.tagOf(message.channel));
+      if (encoded !== undefined) stream.replay(encoded);
+    }
+    stream.goLive();
+    expiryTimer = setTimeout(
+      () => stream.end('auth_expired', undefined, { type: 'auth-expired', dataJson: '{"reason":"token_expired"}' }),
+      Math.min(Math.max(grant.expiresAtMs - Date.now(), 0), MAX_TIMER_MS),
+    ).unref();
+  });
+}
+
+/** setTimeout's ceiling (~24.8 days); tokens live at most a day. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function parseTopics(raw: string | undefined): string[] {
+  if (raw === undefined || raw === '') return [];
+  const topics = [...new Set(raw.split(','))];
+  if (topics.length > MAX_TOPICS_PER_STREAM) {
+    throw new SwitchboardError('invalid_topic', `At most ${MAX_TOPICS_PER_STREAM} topics per stream.`);
+  }
+  const invalid = topics.find((topic) => !isValidTopic(topic));
+  if (invalid !== undefined) throw new SwitchboardError('invalid_topic', 'Topics are 1-128 characters of [A-Za-z0-9._~:@-].');
+  return topics.sort();
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Spreads reconnects: between half and one and a half times the configured hint. */
+export function jitter(retryMs: number): number {
+  return Math.round(retryMs * (0.5 + Math.random()));
+}
+
+function retryElsewhere(response: ServerResponse, headers: Record<string, string>, retryMs: number, reason: string): void {
+  response.writeHead(200, headers);
+  response.end(`${encodeRetry(retryMs)}: ${reason}\n\n`);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

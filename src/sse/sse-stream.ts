@@ -1,0 +1,179 @@
+import type { ServerResponse } from 'node:http';
+import type { ChannelMessage } from '../backplane/backplane.js';
+import type { ChannelName } from '../backplane/channels.js';
+import { comparePositions, formatSegment, joinSegments, ZERO_POSITION, type Position } from '../history/cursor.js';
+import { encodeEventBody, encodeIdLine, encodeRetry } from './encoder.js';
+
+/** Why a stream ended; logged and counted. */
+export type StreamEndReason = 'client_closed' | 'slow_client' | 'auth_expired' | 'draining' | 'not_ready';
+
+/** Why a stream was told to refetch ground truth (the `cause` in a `reset` event's data). */
+export type ResetCause = 'history_trimmed' | 'history_lost' | 'invalid_cursor';
+
+/** An event encoded once per replica and shared by every stream it is written to. */
+export interface EncodedEvent {
+  message: ChannelMessage;
+  /** `<tag>.<epoch>.<position>`: this event's cursor segment for its channel. */
+  segment: string;
+  /** `event:` and `data:` lines plus the blank line. */
+  body: Buffer;
+  /** `id: <segment>` + body: the whole event for a stream that joined only this channel. */
+  whole: Buffer;
+}
+
+export interface SseStreamOptions {
+  userId: string;
+  /** The user's channel first, then topics; the order of segments in this stream's ids. */
+  channels: readonly ChannelName[];
+  tags: readonly string[];
+  /** Past this many bytes queued in the socket, the client is not reading: cut it. */
+  maxBufferedBytes: number;
+  onEnd: (stream: SseStream, reason: StreamEndReason) => void;
+}
+
+const HEARTBEAT = Buffer.from(':\n\n');
+
+/**
+ * One open SSE response. It writes only whole events, never blocks the replica on a slow client
+ * (Node buffers what the socket does not take; past `maxBufferedBytes` the stream is destroyed,
+ * and the client resumes from history on reconnect), and drops any event at or before the
+ * position it already wrote for that channel — which is what makes replay + live merge without
+ * duplicates.
+ *
+ * Until `goLive()`, live events are queued: the stream is still replaying history.
+ */
+export class SseStream {
+  readonly userId: string;
+  readonly channels: readonly ChannelName[];
+  readonly tags: readonly string[];
+  private readonly epochs: string[];
+  private readonly positions: Position[];
+  private readonly segments: string[];
+  private queued: EncodedEvent[] | undefined = [];
+  private ended = false;
+
+  constructor(
+    private readonly response: ServerResponse,
+    private readonly options: SseStreamOptions,
+  ) {
+    this.userId = options.userId;
+    this.channels = options.channels;
+    this.tags = options.tags;
+    this.epochs = options.channels.map(() => '');
+    this.positions = options.channels.map(() => ({ ms: 0, seq: 0 }));
+    this.segments = options.channels.map(() => '');
+    response.on('close', () => this.finish('client_closed'));
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** Where this stream stands in a channel's history before anything is written. */
+  setPosition(index: number, epoch: string, position: Position, positionText: string): void {
+    this.epochs[index] = epoch;
+    this.positions[index] = position;
+    this.segments[index] = formatSegment(this.tags[index] as string, epoch, positionText);
+  }
+
+  /** The id a client sends back to resume exactly here. */
+  cursor(): string {
+    return joinSegments(this.segments);
+  }
+
+  /** Writes the response head, the reconnect hint and a first comment, so `open` fires now. */
+  open(headers: Record<string, string>, retryMs: number): void {
+    this.response.writeHead(200, headers);
+    this.response.write(`${encodeRetry(retryMs)}: connected\n\n`);
+  }
+
+  /** Tells the client its view may have a gap and it should refetch ground truth. */
+  reset(cause: ResetCause): void {
+    const data = JSON.stringify({ reason: 'history_gap', cause });
+    this.write(encodeIdLine(this.cursor()) + encodeEventBody('reset', data));
+  }
+
+  /**
+   * Moves past events that can no longer be read (the replica's catch-up found a gap) and tells
+   * the client. A stream still replaying ignores this: its own history read is newer.
+   */
+  skipTo(channel: ChannelName, epoch: string, position: Position, positionText: string, cause: ResetCause): void {
+    const index = this.channels.indexOf(channel);
+    if (index < 0 || this.queued !== undefined) return;
+    this.setPosition(index, epoch, position, positionText);
+    this.reset(cause);
+  }
+
+  /** A live event from the backplane: queued while replaying, else written unless already seen. */
+  deliver(event: EncodedEvent): void {
+    if (this.queued !== undefined) {
+      this.queued.push(event);
+      return;
+    }
+    this.writeEvent(event);
+  }
+
+  /** An event read from history during replay. */
+  replay(event: EncodedEvent): void {
+    this.writeEvent(event);
+  }
+
+  /** Replay is over: write what arrived meanwhile (minus what replay already wrote), then go live. */
+  goLive(): void {
+    const queued = this.queued ?? [];
+    this.queued = undefined;
+    for (const event of queued) this.writeEvent(event);
+  }
+
+  heartbeat(): void {
+    this.write(HEARTBEAT);
+  }
+
+  /** Ends the stream with a reconnect hint (`retry:`), so the client comes back by itself. */
+  end(reason: StreamEndReason, retryMs?: number, finalEvent?: { type: string; dataJson: string }): void {
+    if (this.ended) return;
+    let tail = retryMs === undefined ? '' : encodeRetry(retryMs) + '\n';
+    if (finalEvent !== undefined) tail += encodeEventBody(finalEvent.type, finalEvent.dataJson);
+    if (tail.length > 0 && this.response.writable) this.response.write(tail);
+    this.finish(reason);
+    this.response.end();
+  }
+
+  private writeEvent(event: EncodedEvent): void {
+    const message = event.message;
+    const index = this.channels.indexOf(message.channel);
+    if (index < 0) return;
+    if (message.epoch !== this.epochs[index]) {
+      // The channel's history was lost and restarted while this stream was open: what happened
+      // in between cannot be known. Say so, from the start of the new history.
+      this.setPosition(index, message.epoch, ZERO_POSITION, '0-0');
+      this.reset('history_lost');
+    }
+    if (comparePositions(message.position, this.positions[index] as Position) <= 0) return;
+    this.positions[index] = message.position;
+    this.segments[index] = event.segment;
+    if (this.channels.length === 1) {
+      this.write(event.whole);
+    } else {
+      this.write(encodeIdLine(this.cursor()));
+      this.write(event.body);
+    }
+  }
+
+  private write(chunk: Buffer | string): void {
+    if (this.ended) return;
+    this.response.write(chunk);
+    if (this.response.writableLength > this.options.maxBufferedBytes) {
+      // The client stopped reading. Node would buffer without bound; cut it instead.
+      this.finish('slow_client');
+      this.response.destroy();
+    }
+  }
+
+  private finish(reason: StreamEndReason): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.queued = undefined;
+    this.options.onEnd(this, reason);
+  }
+}
