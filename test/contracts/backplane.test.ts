@@ -1,0 +1,174 @@
+// One behaviour suite for every Backplane: the in-process one and Redis (on a redis-server this
+// file starts). Whatever a replica relies on is asserted here for both.
+import t from 'tap';
+import { pino } from 'pino';
+import type { Backplane, ChannelMessage } from '../../src/backplane/backplane.js';
+import { userChannel, topicChannel } from '../../src/backplane/channels.js';
+import { MemoryBackplane, type HistoryOptions } from '../../src/backplane/memory-backplane.js';
+import { RedisBackplane } from '../../src/backplane/redis-backplane.js';
+import { createRedisConnections } from '../../src/backplane/redis-connections.js';
+import { parsePosition, comparePositions, ZERO_POSITION } from '../../src/history/cursor.js';
+import { startRedis } from '../helpers/redis-server.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+type Make = (t: Tap.Test, history: HistoryOptions) => Promise<Backplane>;
+
+const silent = pino({ level: 'silent' });
+let replicaSeq = 0;
+
+const implementations: Record<string, (t: Tap.Test) => Promise<Make>> = {
+  memory: async () => async (t, history) => {
+    const backplane = new MemoryBackplane(history);
+    t.teardown(() => backplane.close());
+    return backplane;
+  },
+  redis: async (t) => {
+    const redis = await startRedis(t);
+    return async (t, history) => {
+      const replicaId = `contract-${++replicaSeq}`;
+      const backplane = new RedisBackplane(createRedisConnections(redis.url, replicaId, silent), {
+        ...history,
+        replicaId,
+        probeIntervalMs: 500,
+        logger: silent,
+      });
+      t.teardown(() => backplane.close());
+      await backplane.start();
+      return backplane;
+    };
+  },
+};
+
+function collect(backplane: Backplane): ChannelMessage[] {
+  const received: ChannelMessage[] = [];
+  backplane.onMessage((message) => received.push(message));
+  return received;
+}
+
+const publishData = (backplane: Backplane, channel: ReturnType<typeof userChannel>, data: unknown, idempotencyKey?: string) =>
+  backplane.publish({
+    channel,
+    header: { t: 'message', a: Date.now() },
+    dataJson: JSON.stringify(data),
+    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+  });
+
+for (const [name, setup] of Object.entries(implementations)) {
+  t.test(`${name} backplane`, async (t) => {
+    const make = await setup(t);
+    const history = { historyMaxLen: 1000, historyTtlSeconds: 60 };
+
+    t.test('a subscribed channel hears every publish, in order, with the published header and data', async (t) => {
+      const backplane = await make(t, history);
+      const received = collect(backplane);
+      const channel = userChannel(`order-${name}`);
+      await backplane.subscribe([channel]);
+      const results = [];
+      for (let i = 0; i < 50; i++) results.push(await publishData(backplane, channel, { i }));
+      t.ok(results.every((r) => r.receivers === 1 && !r.duplicate), 'each publish reached one subscriber');
+      await waitFor(() => received.length === 50, { label: '50 messages' });
+      t.same(received.map((m) => JSON.parse(m.dataJson).i), [...Array(50).keys()], 'in publish order');
+      t.same(received.map((m) => m.positionText), results.map((r) => r.position), 'positions match the publish results');
+      for (let i = 1; i < received.length; i++) {
+        t.ok(comparePositions(received[i]!.position, received[i - 1]!.position) > 0, `position ${i} increases`);
+      }
+      t.equal(received[0]!.header.t, 'message');
+      t.equal(received[0]!.epoch, results[0]!.epoch);
+    });
+
+    t.test('no subscriber: zero receivers, but the event is in history', async (t) => {
+      const backplane = await make(t, history);
+      const channel = topicChannel(`nobody-${name}`);
+      const before = await backplane.readHistory(channel, undefined, 10);
+      t.same(before.entries, [], 'a read without a position returns no entries');
+      const published = await publishData(backplane, channel, 'x');
+      t.equal(published.receivers, 0);
+      const after = await backplane.readHistory(channel, before.last, 10);
+      t.equal(after.epoch, before.epoch, 'the epoch made by the first read is the one publish used');
+      t.same(after.entries.map((m) => m.dataJson), ['"x"']);
+      t.equal(after.lastText, published.position);
+      t.equal(after.trimmed, false);
+    });
+
+    t.test('unsubscribed channels are not heard', async (t) => {
+      const backplane = await make(t, history);
+      const received = collect(backplane);
+      const a = userChannel(`unsub-a-${name}`);
+      const b = userChannel(`unsub-b-${name}`);
+      await backplane.subscribe([a, b]);
+      await backplane.unsubscribe([a]);
+      t.equal((await publishData(backplane, a, 1)).receivers, 0);
+      await publishData(backplane, b, 2);
+      await waitFor(() => received.length === 1, { label: 'message on b' });
+      t.equal(received[0]!.channel, b, 'only the still-subscribed channel was heard');
+    });
+
+    t.test('history: entries after a position, bounded by the limit', async (t) => {
+      const backplane = await make(t, history);
+      const channel = userChannel(`hist-${name}`);
+      const positions = [];
+      for (let i = 0; i < 10; i++) positions.push((await publishData(backplane, channel, i)).position);
+      const from3 = await backplane.readHistory(channel, parsePosition(positions[3]!), 100);
+      t.same(from3.entries.map((m) => m.positionText), positions.slice(4), 'everything after position 3');
+      t.equal(from3.trimmed, false);
+      const limited = await backplane.readHistory(channel, parsePosition(positions[0]!), 4);
+      t.same(limited.entries.map((m) => m.positionText), positions.slice(1, 5), 'at most the limit, oldest first');
+      const atLast = await backplane.readHistory(channel, parsePosition(positions[9]!), 100);
+      t.same(atLast.entries, [], 'nothing after the newest');
+      t.equal(atLast.trimmed, false);
+    });
+
+    t.test('history tells when a position is older than what it still holds', async (t) => {
+      // Redis trims whole nodes (MAXLEN ~), so publish well past the bound.
+      const backplane = await make(t, { historyMaxLen: 5, historyTtlSeconds: 60 });
+      const channel = userChannel(`trim-${name}`);
+      const positions = [];
+      for (let i = 0; i < 400; i++) positions.push((await publishData(backplane, channel, i)).position);
+      const old = await backplane.readHistory(channel, parsePosition(positions[0]!), 1000);
+      t.equal(old.trimmed, true, 'a position from before the trimmed part is reported');
+      const recent = await backplane.readHistory(channel, parsePosition(positions[397]!), 1000);
+      t.equal(recent.trimmed, false, 'a recent position is complete');
+      t.same(recent.entries.map((m) => m.positionText), positions.slice(398));
+    });
+
+    t.test('with history off, positions still advance and a resume knows what it missed', async (t) => {
+      const backplane = await make(t, { historyMaxLen: 0, historyTtlSeconds: 60 });
+      const channel = userChannel(`off-${name}`);
+      const first = await publishData(backplane, channel, 1);
+      const second = await publishData(backplane, channel, 2);
+      t.ok(comparePositions(parsePosition(second.position)!, parsePosition(first.position)!) > 0);
+      const missed = await backplane.readHistory(channel, parsePosition(first.position), 10);
+      t.equal(missed.trimmed, true, 'one event after the position is gone');
+      t.same(missed.entries, []);
+      const current = await backplane.readHistory(channel, parsePosition(second.position), 10);
+      t.equal(current.trimmed, false, 'nothing missed from the newest position');
+      const never = await backplane.readHistory(userChannel(`never-${name}`), ZERO_POSITION, 10);
+      t.equal(never.trimmed, false, 'a channel never published to has nothing to miss');
+    });
+
+    t.test('an idempotency key is accepted once: a repeat answers the first id and is not published', async (t) => {
+      const backplane = await make(t, history);
+      const received = collect(backplane);
+      const channel = userChannel(`idem-${name}`);
+      await backplane.subscribe([channel]);
+      const first = await publishData(backplane, channel, 'once', 'key-1');
+      const again = await publishData(backplane, channel, 'once', 'key-1');
+      const other = await publishData(backplane, channel, 'twice', 'key-2');
+      t.equal(first.duplicate, false);
+      t.equal(again.duplicate, true);
+      t.equal(again.position, first.position, 'the duplicate names the original event');
+      t.equal(again.receivers, 0);
+      t.equal(other.duplicate, false);
+      await waitFor(() => received.length === 2, { label: 'two deliveries' });
+      t.same(received.map((m) => m.dataJson), ['"once"', '"twice"'], 'the duplicate was not delivered');
+    });
+
+    t.test('epochs are per channel', async (t) => {
+      const backplane = await make(t, history);
+      const a = await backplane.readHistory(userChannel(`ep-a-${name}`), undefined, 1);
+      const b = await backplane.readHistory(userChannel(`ep-b-${name}`), undefined, 1);
+      t.not(a.epoch, b.epoch);
+      t.match(a.epoch, /^[0-9a-f]{12}$/);
+    });
+  });
+}
