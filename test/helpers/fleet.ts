@@ -1,0 +1,76 @@
+// A fleet for end-to-end tests: one real redis-server and N real replica processes sharing its
+// secrets, plus the few calls every e2e test makes (mint a token, open a stream, publish).
+import { startRedis, type RedisServer, type StartRedisOptions } from './redis-server.js';
+import { startReplicas, type Replica, type ReplicaEnv, type TeardownHost } from './replica.js';
+import { openSse, type OpenSseOptions, type SseConnection } from './sse-client.js';
+import { postJson, type JsonResponse } from './http.js';
+
+export const STREAM_TOKEN_SECRET = 'test-stream-secret-0123456789abcdef';
+export const PUBLISH_API_KEY = 'test-publish-key-0123456789abcdef';
+
+export interface Fleet {
+  redis: RedisServer;
+  replicas: Replica[];
+  /** A subscriber token for the user (and topics), minted through a replica's API. */
+  token(userId: string, opts?: { topics?: string[]; ttlSeconds?: number; via?: Replica }): Promise<string>;
+  /** Opens GET /stream/:userId on a replica with a fresh token in the query string. */
+  stream(replica: Replica, userId: string, opts?: { topics?: string[]; query?: string } & OpenSseOptions): Promise<SseConnection>;
+  publish(replica: Replica, userId: string, data: unknown, body?: { type?: string; id?: string }): Promise<JsonResponse>;
+}
+
+export async function startFleet(
+  t: TeardownHost,
+  replicaCount: number,
+  env: ReplicaEnv = {},
+  redisOptions: StartRedisOptions = {},
+): Promise<Fleet> {
+  const redis = await startRedis(t, redisOptions);
+  const replicas = await startReplicas(t, replicaCount, {
+    REDIS_URL: redis.url,
+    STREAM_TOKEN_SECRET,
+    PUBLISH_API_KEY,
+    LOG_LEVEL: 'info',
+    ...env,
+  });
+  return withFleet(redis, replicas);
+}
+
+export function withFleet(redis: RedisServer, replicas: Replica[]): Fleet {
+  const fleet: Fleet = {
+    redis,
+    replicas,
+    async token(userId, opts = {}) {
+      const via = opts.via ?? (replicas[0] as Replica);
+      const answer = await postJson(
+        `${via.url}/v1/tokens`,
+        { userId, ...(opts.topics ? { topics: opts.topics } : {}), ...(opts.ttlSeconds ? { ttlSeconds: opts.ttlSeconds } : {}) },
+        { bearer: PUBLISH_API_KEY },
+      );
+      if (answer.status !== 201) throw new Error(`token for ${userId}: ${answer.status} ${answer.text}`);
+      return answer.json.token as string;
+    },
+    async stream(replica, userId, opts = {}) {
+      const token = await fleet.token(userId, { ...(opts.topics ? { topics: opts.topics } : {}) });
+      const topics = opts.topics ? `&topics=${opts.topics.join(',')}` : '';
+      return openSse(`${replica.url}/stream/${encodeURIComponent(userId)}?token=${token}${topics}${opts.query ?? ''}`, opts);
+    },
+    publish(replica, userId, data, body = {}) {
+      return postJson(`${replica.url}/v1/users/${encodeURIComponent(userId)}/events`, { data, ...body }, { bearer: PUBLISH_API_KEY });
+    },
+  };
+  return fleet;
+}
+
+/** Opened streams only count once the server wrote its first comment (the client's `open`). */
+export async function waitOpen(connection: SseConnection, label: string): Promise<SseConnection> {
+  if (connection.status !== 200) throw new Error(`${label}: status ${connection.status}: ${connection.body}`);
+  await connection.waitFor((c) => c.comments.length > 0, 5000, `${label} open`);
+  return connection;
+}
+
+/** Percentile of a list of numbers (nearest rank). */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
