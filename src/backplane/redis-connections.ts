@@ -25,6 +25,8 @@ export function createRedisConnections(url: string, replicaId: string, logger: L
     lazyConnect: true,
     retryStrategy,
     connectionName: `switchboard:cmd:${replicaId}`,
+    // Commands issued in the same tick (many publishes under load) go out in one write.
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: COMMAND_TIMEOUT_MS,

@@ -1,0 +1,44 @@
+import t from 'tap';
+import { loadConfig } from '../../src/config.js';
+
+const shared = { REDIS_URL: 'redis://127.0.0.1:6390', STREAM_TOKEN_SECRET: 's'.repeat(32), PUBLISH_API_KEY: 'k'.repeat(32) };
+
+t.test('defaults follow the contract', async (t) => {
+  const { config, generated } = loadConfig({});
+  t.match(config, {
+    port: 3000, host: '0.0.0.0', heartbeatMs: 15_000, retryMs: 2000, maxBodyBytes: 65_536, maxConnections: 50_000,
+    maxConnectionsPerUser: 16, historyMaxLen: 1000, historyTtlSeconds: 3600, jobTtlSeconds: 3600, drainMs: 10_000, logLevel: 'info',
+    redisUrl: undefined, callbackSecret: undefined,
+  });
+  t.ok(generated.publishApiKey && generated.streamTokenSecret, 'without Redis, missing secrets are generated');
+  t.ok(Object.isFrozen(config));
+});
+
+t.test('with Redis, the shared secrets are required and named', async (t) => {
+  t.throws(() => loadConfig({ ...shared, STREAM_TOKEN_SECRET: undefined }), { message: /STREAM_TOKEN_SECRET is required/ });
+  t.throws(() => loadConfig({ ...shared, PUBLISH_API_KEY: undefined }), { message: /PUBLISH_API_KEY is required/ });
+  t.throws(() => loadConfig({ ...shared, PUBLISH_API_KEY: '' }), { code: 'invalid_config', message: /PUBLISH_API_KEY is required/ }, 'an empty value counts as unset');
+  const { generated } = loadConfig(shared);
+  t.same(generated, {}, 'nothing generated when both are set');
+});
+
+t.test('several publisher keys for rotation', async (t) => {
+  const { config } = loadConfig({ PUBLISH_API_KEY: `${'a'.repeat(20)}, ${'b'.repeat(20)}` });
+  t.same(config.publishApiKeys, ['a'.repeat(20), 'b'.repeat(20)]);
+  t.throws(() => loadConfig({ PUBLISH_API_KEY: `${'a'.repeat(20)},short` }), { message: /at least 16/ });
+});
+
+t.test('bad values stop the boot with the variable named', async (t) => {
+  t.throws(() => loadConfig({ HEARTBEAT_MS: 'soon' }), { message: /HEARTBEAT_MS/ });
+  t.throws(() => loadConfig({ REDIS_URL: 'http://x' }), { message: /REDIS_URL/ });
+  t.throws(() => loadConfig({ CALLBACK_SECRET: 'plain' }), { message: /CALLBACK_SECRET/ });
+  t.throws(() => loadConfig({ LOG_LEVEL: 'loud' }), { message: /LOG_LEVEL/ });
+  t.throws(() => loadConfig({ ...shared, REDIS_CLUSTER_NODES: 'a:1' }), { message: /not both/ });
+});
+
+t.test('numbers are read as numbers', async (t) => {
+  const { config } = loadConfig({ PORT: '8080', HISTORY_MAX_LEN: '0', DEMO_MODE: 'true' });
+  t.equal(config.port, 8080);
+  t.equal(config.historyMaxLen, 0);
+  t.equal(config.demoMode, true);
+});
