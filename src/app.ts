@@ -6,9 +6,10 @@ import { StreamTokens } from './auth/stream-tokens.js';
 import { WebhookSignatures } from './auth/webhook-signatures.js';
 import type { Backplane } from './backplane/backplane.js';
 import type { Config } from './config.js';
+import { SwitchboardError } from './errors.js';
 import type { JobStore } from './jobs/job-store.js';
 import { loggerOptions } from './logging.js';
-import { registerProblemDetails } from './problem-details.js';
+import { answerClientError, registerProblemDetails, sendProblem } from './problem-details.js';
 import { EventPublisher } from './publishing/event-publisher.js';
 import { callbackRoutes } from './routes/callbacks.js';
 import { healthRoutes } from './routes/health.js';
@@ -17,7 +18,12 @@ import { openapiRoutes } from './routes/openapi.js';
 import { publishRoutes } from './routes/publish.js';
 import { streamRoutes } from './routes/stream.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { StreamRegistry } from './sse/stream-registry.js';
+import { Metrics } from './telemetry/metrics.js';
+
+/** Longest path parameter the router passes on; validation then answers with the route's own code. */
+const MAX_PATH_PARAM_LENGTH = 1024;
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -38,6 +44,7 @@ export interface RouteContext {
   apiKeys: ApiKeys;
   signatures: WebhookSignatures | undefined;
   lifecycle: Lifecycle;
+  metrics: Metrics;
 }
 
 export interface Lifecycle {
@@ -63,10 +70,23 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
     trustProxy: true,
     // Streams are ended by shutdown() before close; whatever is left idle need not hold exit.
     forceCloseConnections: 'idle',
+    // Long enough that an over-long userId or correlation id reaches its route and gets that
+    // route's 400/404, not the router's bare 414.
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+    frameworkErrors: (_error, _request, reply) => sendProblem(reply, new SwitchboardError('invalid_request', 'The URL is not valid percent-encoding.')),
+    clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // Only JSON bodies: anything else is 415, not parsed as text and then refused as a bad shape.
+  app.removeContentTypeParser('text/plain');
 
   const lifecycle: Lifecycle = { draining: false };
-  const registry = new StreamRegistry(
+  // Gauges read live state when scraped; `registry` is assigned before any scrape can happen.
+  const metrics = new Metrics({
+    openStreams: () => registry.streamCount,
+    subscribedChannels: () => registry.channelCount,
+    probeAgeSeconds: () => deps.backplane.probeAgeMs() / 1000,
+  });
+  const registry: StreamRegistry = new StreamRegistry(
     deps.backplane,
     {
       heartbeatMs: config.heartbeatMs,
@@ -74,24 +94,30 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
       replayLimit: replayLimit(config.historyMaxLen),
     },
     app.log as Logger,
+    metrics,
   );
   const context: RouteContext = {
     config,
     backplane: deps.backplane,
     jobs: deps.jobs,
     registry,
-    publisher: new EventPublisher(deps.backplane),
+    publisher: new EventPublisher(deps.backplane, metrics, config.replicaId),
     tokens: new StreamTokens(config.streamTokenSecret),
     apiKeys: new ApiKeys(config.publishApiKeys),
     signatures: config.callbackSecret === undefined ? undefined : new WebhookSignatures(config.callbackSecret),
     lifecycle,
+    metrics,
   };
 
   app.addHook('onSend', async (_request, reply) => {
     reply.header('x-replica-id', config.replicaId);
   });
   registerProblemDetails(app);
+  app.addHook('onError', async (_request, _reply, error) => {
+    if (error instanceof SwitchboardError && (error.status === 401 || error.status === 403)) metrics.authFailures.inc({ reason: error.code });
+  });
   healthRoutes(app, context);
+  metricsRoutes(app, context);
   openapiRoutes(app);
   streamRoutes(app, context);
   publishRoutes(app, context);

@@ -154,3 +154,31 @@ function parseHostPort(entry: string): { host: string; port: number } {
   const at = entry.lastIndexOf(':');
   return { host: entry.slice(0, at), port: Number(entry.slice(at + 1)) };
 }
+
+export interface TelemetrySettings {
+  /** True when an OpenTelemetry trace exporter is configured through the standard OTEL_* variables. */
+  tracing: boolean;
+  serviceName: string;
+  replicaId: string;
+}
+
+/**
+ * Read by telemetry/start.ts before the app loads. Tracing starts only when an exporter is named
+ * (OTEL_TRACES_EXPORTER other than "none", or an OTLP endpoint): otherwise the SDK is never
+ * loaded and every span call is the API's no-op. The SDK itself reads the other OTEL_* variables.
+ */
+export function telemetrySettings(env: NodeJS.ProcessEnv = process.env): TelemetrySettings {
+  const exporter = env.OTEL_TRACES_EXPORTER;
+  const tracing =
+    env.OTEL_SDK_DISABLED !== 'true' &&
+    exporter !== 'none' &&
+    (exporter !== undefined || env.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT !== undefined);
+  let replicaId: string;
+  try {
+    replicaId = loadConfig(env).config.replicaId;
+  } catch {
+    // main.ts reports the configuration error; tracing does not start for a replica that won't.
+    return { tracing: false, serviceName: '', replicaId: '' };
+  }
+  return { tracing, serviceName: env.OTEL_SERVICE_NAME ?? 'switchboard', replicaId };
+}

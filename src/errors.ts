@@ -21,6 +21,7 @@ export const ERRORS = {
   job_not_found: { status: 404, title: 'Unknown or expired correlation id' },
   payload_too_large: { status: 413, title: 'The body is too large' },
   unsupported_media_type: { status: 415, title: 'The body must be application/json' },
+  headers_too_large: { status: 431, title: 'The request headers are too large' },
   too_many_streams: { status: 429, title: 'Too many open streams for this user' },
   internal_error: { status: 500, title: 'Internal error' },
   backplane_unavailable: { status: 503, title: 'The backplane (Redis) is unavailable' },

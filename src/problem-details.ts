@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ERRORS, SwitchboardError, type ErrorCode } from './errors.js';
 
@@ -34,16 +35,31 @@ export function registerProblemDetails(app: FastifyInstance): void {
 
 export function sendProblem(reply: FastifyReply, error: SwitchboardError): FastifyReply {
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
-  return reply
-    .code(error.status)
-    .type('application/problem+json')
-    .send({
-      type: TYPE_BASE + error.code,
-      title: ERRORS[error.code].title,
-      status: error.status,
-      detail: error.message,
-      code: error.code,
-    });
+  return reply.code(error.status).type('application/problem+json').send(problemBody(error));
+}
+
+function problemBody(error: SwitchboardError): Record<string, string | number> {
+  return { type: TYPE_BASE + error.code, title: ERRORS[error.code].title, status: error.status, detail: error.message, code: error.code };
+}
+
+/**
+ * Requests Node's HTTP parser refuses before any route (control bytes in a header, a malformed
+ * request line) still get a problem+json 400 — written on the raw socket, since no reply exists.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) return;
+  if (error.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+  const body = JSON.stringify(
+    problemBody(new SwitchboardError(tooLarge ? 'headers_too_large' : 'invalid_request', tooLarge ? 'The request headers are too large.' : 'The request is not valid HTTP.')),
+  );
+  socket.end(
+    `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/problem+json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 function toSwitchboardError(error: FastifyError): SwitchboardError {

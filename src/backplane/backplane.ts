@@ -32,6 +32,8 @@ export interface Backplane {
   onResubscribed(handler: () => void): void;
   /** True while the replica can both publish and hear what is published. */
   isReady(): boolean;
+  /** Milliseconds since this replica last heard itself through the backplane (its probe). */
+  probeAgeMs(): number;
   readonly kind: 'memory' | 'redis';
   close(): Promise<void>;
 }

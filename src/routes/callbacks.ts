@@ -62,7 +62,7 @@ export function callbackRoutes(app: App, context: RouteContext): void {
         type,
         data: { correlationId, payload, receivedAt },
         ...(dedupeKey === undefined ? {} : { idempotencyKey: `cb:${correlationId}:${dedupeKey}`, idempotencyTtlSeconds: dedupeSeconds }),
-      });
+      }, { route: 'callback', correlationId });
       if (!published.duplicate) {
         await jobs.recordCallback(correlationId, { eventId: published.id, type, receivedAt, receivers: published.receivers }, statusOf(payload));
       }

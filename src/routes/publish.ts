@@ -3,6 +3,7 @@ import type { App, RouteContext } from '../app.js';
 import { topicChannel, userChannel, type ChannelName } from '../backplane/channels.js';
 import { SwitchboardError } from '../errors.js';
 import { isValidEventType, isValidIdempotencyKey, isValidTopic, isValidUserId } from '../identifiers.js';
+import type { AcceptRoute } from '../telemetry/metrics.js';
 
 export const DEFAULT_EVENT_TYPE = 'message';
 
@@ -17,7 +18,7 @@ const PublishAnswer = Type.Object({ id: Type.String(), receivers: Type.Integer()
 
 /** POST /v1/users/:userId/events and /v1/topics/:topic/events — publish to any replica. */
 export function publishRoutes(app: App, { apiKeys, publisher, config }: RouteContext): void {
-  const route = (path: string, param: 'userId' | 'topic', toChannel: (name: string) => ChannelName) => {
+  const route = (path: string, param: 'userId' | 'topic', toChannel: (name: string) => ChannelName, origin: AcceptRoute) => {
     app.post(
       path,
       {
@@ -42,11 +43,11 @@ export function publishRoutes(app: App, { apiKeys, publisher, config }: RouteCon
           type,
           data,
           ...(id === undefined ? {} : { idempotencyKey: `pub:${id}`, idempotencyTtlSeconds: config.historyTtlSeconds }),
-        });
+        }, { route: origin });
         return reply.code(202).send(published);
       },
     );
   };
-  route('/v1/users/:userId/events', 'userId', userChannel);
-  route('/v1/topics/:topic/events', 'topic', topicChannel);
+  route('/v1/users/:userId/events', 'userId', userChannel, 'user');
+  route('/v1/topics/:topic/events', 'topic', topicChannel, 'topic');
 }

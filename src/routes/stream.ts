@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import Type from 'typebox';
 import type { App, RouteContext } from '../app.js';
+import type { ChannelMessage } from '../backplane/backplane.js';
 import { bearer } from '../auth/api-keys.js';
 import { topicChannel, userChannel } from '../backplane/channels.js';
 import { SwitchboardError } from '../errors.js';
@@ -8,6 +9,7 @@ import { planResume } from '../history/resume.js';
 import { isValidTopic, isValidUserId, MAX_TOPICS_PER_STREAM } from '../identifiers.js';
 import { encodeRetry } from '../sse/encoder.js';
 import { SseStream, type StreamEndReason } from '../sse/sse-stream.js';
+import { startReplaySpan } from '../telemetry/tracing.js';
 
 /** A stream whose channels are not subscribed and read by then is sent to retry elsewhere. */
 const OPEN_TIMEOUT_MS = 5000;
@@ -24,7 +26,7 @@ const Query = Type.Object({
  * 200 + a jittered `retry:` + end, so the browser reconnects by itself, most likely elsewhere.
  */
 export function streamRoutes(app: App, context: RouteContext): void {
-  const { config, registry, backplane, tokens, lifecycle } = context;
+  const { config, registry, backplane, tokens, lifecycle, metrics } = context;
   const headers = {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
@@ -65,8 +67,10 @@ export function streamRoutes(app: App, context: RouteContext): void {
       onEnd: (ended: SseStream, reason: StreamEndReason) => {
         clearTimeout(expiryTimer);
         registry.detach(ended);
+        metrics.streamsEnded.inc({ reason });
         if (reason !== 'client_closed') request.log.info({ userId, reason }, 'stream ended');
       },
+      onReset: (cause) => metrics.resets.inc({ cause }),
     });
 
     let plan;
@@ -85,16 +89,33 @@ export function streamRoutes(app: App, context: RouteContext): void {
 
     stream.open(headers, config.retryMs);
     if (plan.reset !== undefined) stream.reset(plan.reset);
-    for (const message of plan.replay) {
-      const encoded = registry.encode(message, registry.tagOf(message.channel));
-      if (encoded !== undefined) stream.replay(encoded);
-    }
+    if (plan.replay.length > 0) await replay(stream, plan.replay, context);
     stream.goLive();
     expiryTimer = setTimeout(
       () => stream.end('auth_expired', undefined, { type: 'auth-expired', dataJson: '{"reason":"token_expired"}' }),
       Math.min(Math.max(grant.expiresAtMs - Date.now(), 0), MAX_TIMER_MS),
     ).unref();
   });
+}
+
+/**
+ * Writes a resume's history to the stream, paced by the client (a long replay waits for the
+ * socket to drain rather than pile up past the slow-client bound), inside one replay span.
+ */
+async function replay(stream: SseStream, messages: readonly ChannelMessage[], { registry, metrics }: RouteContext): Promise<void> {
+  const span = startReplaySpan(
+    messages.flatMap((message) => (message.header.tc === undefined ? [] : [message.header.tc])),
+    { 'messaging.destination.name': stream.channels.join(','), 'switchboard.replayed_events': messages.length },
+  );
+  let bytes = 0;
+  for (const message of messages) {
+    const encoded = registry.encode(message, registry.tagOf(message.channel));
+    if (encoded !== undefined) bytes += await stream.replay(encoded);
+    if (stream.isEnded) break;
+  }
+  metrics.replayedEvents.inc(messages.length);
+  span.setAttribute('switchboard.bytes_written', bytes);
+  span.end();
 }
 
 /** setTimeout's ceiling (~24.8 days); tokens live at most a day. */

@@ -29,6 +29,7 @@ export interface SseStreamOptions {
   /** Past this many bytes queued in the socket, the client is not reading: cut it. */
   maxBufferedBytes: number;
   onEnd: (stream: SseStream, reason: StreamEndReason) => void;
+  onReset: (cause: ResetCause) => void;
 }
 
 const HEARTBEAT = Buffer.from(':\n\n');
@@ -50,6 +51,7 @@ export class SseStream {
   private readonly positions: Position[];
   private readonly segments: string[];
   private queued: EncodedEvent[] | undefined = [];
+  private queuedBytes = 0;
   private ended = false;
 
   constructor(
@@ -91,6 +93,7 @@ export class SseStream {
   reset(cause: ResetCause): void {
     const data = JSON.stringify({ reason: 'history_gap', cause });
     this.write(encodeIdLine(this.cursor()) + encodeEventBody('reset', data));
+    this.options.onReset(cause);
   }
 
   /**
@@ -104,18 +107,39 @@ export class SseStream {
     this.reset(cause);
   }
 
-  /** A live event from the backplane: queued while replaying, else written unless already seen. */
-  deliver(event: EncodedEvent): void {
+  /**
+   * A live event from the backplane: queued while replaying, else written unless already seen.
+   * Returns the bytes written now (0 when queued or already seen).
+   */
+  deliver(event: EncodedEvent): number {
     if (this.queued !== undefined) {
       this.queued.push(event);
-      return;
+      this.queuedBytes += event.whole.length;
+      if (this.queuedBytes > this.options.maxBufferedBytes) this.cut();
+      return 0;
     }
-    this.writeEvent(event);
+    return this.writeEvent(event);
   }
 
-  /** An event read from history during replay. */
-  replay(event: EncodedEvent): void {
-    this.writeEvent(event);
+  /**
+   * An event read from history during replay; resolves with the bytes written once the socket
+   * can take more. A client that stops reading mid-replay is still bounded: live events queued
+   * meanwhile and heartbeats count against `maxBufferedBytes`.
+   */
+  async replay(event: EncodedEvent): Promise<number> {
+    const written = this.writeEvent(event);
+    if (this.response.writableNeedDrain && !this.ended) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.response.off('drain', done);
+          this.response.off('close', done);
+          resolve();
+        };
+        this.response.on('drain', done);
+        this.response.on('close', done);
+      });
+    }
+    return written;
   }
 
   /** Replay is over: write what arrived meanwhile (minus what replay already wrote), then go live. */
@@ -139,35 +163,39 @@ export class SseStream {
     this.response.end();
   }
 
-  private writeEvent(event: EncodedEvent): void {
+  private writeEvent(event: EncodedEvent): number {
     const message = event.message;
     const index = this.channels.indexOf(message.channel);
-    if (index < 0) return;
+    if (index < 0) return 0;
     if (message.epoch !== this.epochs[index]) {
       // The channel's history was lost and restarted while this stream was open: what happened
       // in between cannot be known. Say so, from the start of the new history.
       this.setPosition(index, message.epoch, ZERO_POSITION, '0-0');
       this.reset('history_lost');
     }
-    if (comparePositions(message.position, this.positions[index] as Position) <= 0) return;
+    if (comparePositions(message.position, this.positions[index] as Position) <= 0) return 0;
     this.positions[index] = message.position;
     this.segments[index] = event.segment;
     if (this.channels.length === 1) {
       this.write(event.whole);
-    } else {
-      this.write(encodeIdLine(this.cursor()));
-      this.write(event.body);
+      return event.whole.length;
     }
+    const idLine = encodeIdLine(this.cursor());
+    this.write(idLine);
+    this.write(event.body);
+    return idLine.length + event.body.length;
   }
 
   private write(chunk: Buffer | string): void {
     if (this.ended) return;
     this.response.write(chunk);
-    if (this.response.writableLength > this.options.maxBufferedBytes) {
-      // The client stopped reading. Node would buffer without bound; cut it instead.
-      this.finish('slow_client');
-      this.response.destroy();
-    }
+    if (this.response.writableLength > this.options.maxBufferedBytes) this.cut();
+  }
+
+  /** The client stopped reading. Node would buffer without bound; cut it instead. */
+  private cut(): void {
+    this.finish('slow_client');
+    this.response.destroy();
   }
 
   private finish(reason: StreamEndReason): void {

@@ -2,6 +2,8 @@ import type { Logger } from 'pino';
 import type { Backplane, ChannelMessage } from '../backplane/backplane.js';
 import type { ChannelName } from '../backplane/channels.js';
 import { channelTag, comparePositions, formatSegment, type Position } from '../history/cursor.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { SPAN_DELIVER, startDeliverSpan } from '../telemetry/tracing.js';
 import { encodeEventBody, encodeIdLine } from './encoder.js';
 import type { EncodedEvent, SseStream } from './sse-stream.js';
 
@@ -46,6 +48,7 @@ export class StreamRegistry {
     private readonly backplane: Backplane,
     private readonly options: StreamRegistryOptions,
     private readonly logger: Logger,
+    private readonly metrics: Metrics,
   ) {
     backplane.onMessage((message) => this.deliver(message));
     backplane.onResubscribed(() => void this.catchUp());
@@ -124,7 +127,10 @@ export class StreamRegistry {
     if (entry !== undefined && entry.seen === undefined) entry.seen = { epoch, position };
   }
 
-  /** Encodes an event once and hands it to every stream of its channel. */
+  /**
+   * Encodes an event once and hands it to every stream of its channel. When the event carries
+   * trace context, one CONSUMER span per replica records how many streams and bytes it reached.
+   */
   deliver(message: ChannelMessage): void {
     const entry = this.channels.get(message.channel);
     if (entry === undefined) return;
@@ -134,7 +140,25 @@ export class StreamRegistry {
     if (entry.streams.size === 0) return;
     const encoded = this.encode(message, entry.tag);
     if (encoded === undefined) return;
-    for (const stream of entry.streams) stream.deliver(encoded);
+    let streams = 0;
+    let bytes = 0;
+    for (const stream of entry.streams) {
+      const written = stream.deliver(encoded);
+      if (written > 0) {
+        streams++;
+        bytes += written;
+      }
+    }
+    this.metrics.eventsDelivered.inc(streams);
+    this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - message.header.a) / 1000);
+    if (message.header.tc !== undefined) {
+      startDeliverSpan(SPAN_DELIVER, message.header.tc, {
+        'messaging.destination.name': message.channel,
+        'messaging.message.id': encoded.segment,
+        'switchboard.streams_written': streams,
+        'switchboard.bytes_written': bytes,
+      }).end();
+    }
   }
 
   /** Encodes an event for this replica's streams; undefined (logged) if it cannot be written. */
@@ -144,6 +168,7 @@ export class StreamRegistry {
       const body = encodeEventBody(message.header.t, message.dataJson);
       return { message, segment, body: Buffer.from(body), whole: Buffer.from(encodeIdLine(segment) + body) };
     } catch (err) {
+      this.metrics.droppedMessages.inc();
       this.logger.warn({ err, channel: message.channel }, 'dropped an event that cannot be encoded');
       return undefined;
     }
@@ -218,6 +243,7 @@ export class StreamRegistry {
 
   /** After the subscriber came back: read what each held channel missed and deliver it. */
   private async catchUp(): Promise<void> {
+    this.metrics.backplaneReconnects.inc();
     const held = [...this.channels].filter(([, entry]) => entry.streams.size > 0 && entry.seen !== undefined);
     await Promise.all(
       held.map(async ([channel, entry]) => {
@@ -230,6 +256,7 @@ export class StreamRegistry {
             entry.seen = { epoch: read.epoch, position: read.last };
             return;
           }
+          this.metrics.replayedEvents.inc(read.entries.length);
           for (const message of read.entries) this.deliver(message);
         } catch (err) {
           this.logger.warn({ err, channel }, 'catch-up read failed; the next resubscribe retries');

@@ -1,0 +1,47 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Which route accepted an event, as a metric label. */
+export type AcceptRoute = 'user' | 'topic' | 'callback';
+
+/**
+ * The replica's one metrics stack (Prometheus, via prom-client), served at GET /metrics.
+ * Gauges that mirror live state are read when scraped (`collect`), never kept in step by hand.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly eventsAccepted: Counter<'route'>;
+  readonly zeroReceivers: Counter<'route'>;
+  readonly duplicates: Counter<'route'>;
+  readonly eventsDelivered: Counter;
+  readonly deliveryLatency: Histogram;
+  readonly replayedEvents: Counter;
+  readonly resets: Counter<'cause'>;
+  readonly streamsEnded: Counter<'reason'>;
+  readonly backplaneReconnects: Counter;
+  readonly authFailures: Counter<'reason'>;
+  readonly droppedMessages: Counter;
+
+  constructor(live: { openStreams: () => number; subscribedChannels: () => number; probeAgeSeconds: () => number }) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_process_' });
+    new Gauge({ name: 'switchboard_open_streams', help: 'SSE streams open on this replica.', registers, collect() { this.set(live.openStreams()); } });
+    new Gauge({ name: 'switchboard_subscribed_channels', help: 'Channels this replica holds (subscribed, or within the unsubscribe debounce).', registers, collect() { this.set(live.subscribedChannels()); } });
+    new Gauge({ name: 'switchboard_probe_age_seconds', help: 'Seconds since this replica last heard its own probe through the backplane (+Inf before the first).', registers, collect() { this.set(live.probeAgeSeconds()); } });
+    this.eventsAccepted = new Counter({ name: 'switchboard_events_accepted_total', help: 'Events accepted (2xx) and published, by route.', labelNames: ['route'], registers });
+    this.zeroReceivers = new Counter({ name: 'switchboard_events_zero_receivers_total', help: 'Accepted events no replica was subscribed to (no open stream anywhere).', labelNames: ['route'], registers });
+    this.duplicates = new Counter({ name: 'switchboard_duplicates_total', help: 'Publishes and callbacks answered as duplicates of an earlier idempotency key.', labelNames: ['route'], registers });
+    this.eventsDelivered = new Counter({ name: 'switchboard_events_delivered_total', help: 'Events written to streams on this replica (one per stream).', registers });
+    this.deliveryLatency = new Histogram({
+      name: 'switchboard_delivery_latency_seconds',
+      help: 'Accepted (on any replica) to written to the sockets of this replica, per event.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.replayedEvents = new Counter({ name: 'switchboard_replayed_events_total', help: 'Events written from history (resumes and catch-ups).', registers });
+    this.resets = new Counter({ name: 'switchboard_resets_total', help: 'reset events sent to streams, by cause.', labelNames: ['cause'], registers });
+    this.streamsEnded = new Counter({ name: 'switchboard_streams_ended_total', help: 'Streams ended, by reason (slow_client = cut for not reading).', labelNames: ['reason'], registers });
+    this.backplaneReconnects = new Counter({ name: 'switchboard_backplane_reconnects_total', help: 'Times the subscriber path came back and caught up from history.', registers });
+    this.authFailures = new Counter({ name: 'switchboard_auth_failures_total', help: 'Refused credentials, by reason (error code).', labelNames: ['reason'], registers });
+    this.droppedMessages = new Counter({ name: 'switchboard_malformed_messages_total', help: 'Messages from the backplane dropped because they could not be read or encoded.', registers });
+  }
+}

@@ -1,0 +1,56 @@
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+
+/**
+ * Thin tracing helpers. Without a configured exporter the SDK is never started (see start.ts) and
+ * every call here hits the API's no-op implementation. Attributes never carry tokens or payloads.
+ */
+export const TRACER_NAME = 'switchboard';
+const tracer = trace.getTracer(TRACER_NAME);
+
+export const SPAN_PUBLISH = 'switchboard.publish';
+export const SPAN_DELIVER = 'switchboard.deliver';
+export const SPAN_REPLAY = 'switchboard.replay';
+
+/** The PRODUCER span of one publish, child of the active (HTTP server) span. */
+export function startPublishSpan(attributes: Attributes): Span {
+  return tracer.startSpan(SPAN_PUBLISH, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'redis', 'messaging.operation.type': 'send', ...attributes } });
+}
+
+/** W3C trace context of `span`, to travel inside the envelope; undefined when not recording. */
+export function traceContextOf(span: Span): Record<string, string> | undefined {
+  if (!span.isRecording()) return undefined;
+  const carrier: Record<string, string> = {};
+  propagation.inject(trace.setSpan(context.active(), span), carrier);
+  return Object.keys(carrier).length > 0 ? carrier : undefined;
+}
+
+/** Runs `fn` with `span` active, so spans it starts (e.g. the Redis command) are its children. */
+export function withSpan<T>(span: Span, fn: () => T): T {
+  return context.with(trace.setSpan(context.active(), span), fn);
+}
+
+/** A CONSUMER span on the receiving replica, child of the producer whose context came along. */
+export function startDeliverSpan(name: string, carrier: Record<string, string>, attributes: Attributes): Span {
+  const parent = propagation.extract(ROOT_CONTEXT, carrier);
+  return tracer.startSpan(name, { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'redis', 'messaging.operation.type': 'process', ...attributes } }, parent);
+}
+
+/** Replay spans link to at most this many of the replayed events' producer spans. */
+const MAX_REPLAY_LINKS = 32;
+
+/**
+ * One CONSUMER span for a resume's replay from history, linked to the PRODUCER spans of the
+ * events it re-delivered (their traces ended long ago, so links, not parents).
+ */
+export function startReplaySpan(carriers: readonly Record<string, string>[], attributes: Attributes): Span {
+  const links = carriers.slice(0, MAX_REPLAY_LINKS).flatMap((carrier) => {
+    const spanContext = trace.getSpanContext(propagation.extract(ROOT_CONTEXT, carrier));
+    return spanContext === undefined ? [] : [{ context: spanContext }];
+  });
+  return tracer.startSpan(SPAN_REPLAY, { kind: SpanKind.CONSUMER, links, attributes: { 'messaging.system': 'redis', 'messaging.operation.type': 'process', ...attributes } });
+}
+
+export function endWithError(span: Span, err: unknown): void {
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.name : 'error' });
+  span.end();
+}
