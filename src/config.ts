@@ -45,7 +45,6 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly redisUrl: string | undefined;
-  readonly redisClusterNodes: readonly { host: string; port: number }[] | undefined;
   readonly replicaId: string;
   readonly streamTokenSecret: string;
   /** Several keys are accepted at once so a key can be rotated without downtime. */
@@ -87,10 +86,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`);
   }
 
-  const shared = parsed.REDIS_URL !== undefined || parsed.REDIS_CLUSTER_NODES !== undefined;
-  if (parsed.REDIS_URL !== undefined && parsed.REDIS_CLUSTER_NODES !== undefined) {
-    throw new ConfigError('set REDIS_URL or REDIS_CLUSTER_NODES, not both');
+  if (parsed.REDIS_CLUSTER_NODES !== undefined) {
+    // Refused rather than ignored: ignoring it would start a replica on the in-process
+    // backplane, which silently loses every event published through another replica.
+    throw new ConfigError('REDIS_CLUSTER_NODES is not supported yet (see README "Configuration"); point REDIS_URL at a standalone Redis');
   }
+  const shared = parsed.REDIS_URL !== undefined;
   const generated: LoadedConfig['generated'] = {};
   const secretOrGenerate = (name: 'STREAM_TOKEN_SECRET' | 'PUBLISH_API_KEY'): string => {
     const value = parsed[name];
@@ -98,7 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     if (shared) {
       // Replicas behind one load balancer must share secrets; a random one per replica would
       // make tokens minted on one replica fail on the others.
-      throw new ConfigError(`${name} is required when REDIS_URL or REDIS_CLUSTER_NODES is set (all replicas must share it)`);
+      throw new ConfigError(`${name} is required when REDIS_URL is set (all replicas must share it)`);
     }
     return randomBytes(24).toString('base64url');
   };
@@ -116,7 +117,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     port: parsed.PORT,
     host: parsed.HOST,
     redisUrl: parsed.REDIS_URL,
-    redisClusterNodes: parsed.REDIS_CLUSTER_NODES?.split(',').map(parseHostPort),
     replicaId: parsed.REPLICA_ID ?? `${hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 48)}-${process.pid}`,
     streamTokenSecret,
     publishApiKeys,
@@ -148,11 +148,6 @@ function pickKnown(env: NodeJS.ProcessEnv): Record<string, string> {
     if (value !== undefined && value !== '') out[key] = value;
   }
   return out;
-}
-
-function parseHostPort(entry: string): { host: string; port: number } {
-  const at = entry.lastIndexOf(':');
-  return { host: entry.slice(0, at), port: Number(entry.slice(at + 1)) };
 }
 
 export interface TelemetrySettings {

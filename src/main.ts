@@ -1,15 +1,6 @@
 import { pino } from 'pino';
-import { buildApp } from './app.js';
-import type { Backplane } from './backplane/backplane.js';
-import { MemoryBackplane } from './backplane/memory-backplane.js';
-import { RedisBackplane } from './backplane/redis-backplane.js';
-import { createRedisConnections } from './backplane/redis-connections.js';
-import { ConfigError, loadConfig, type Config, type LoadedConfig } from './config.js';
-import type { JobStore } from './jobs/job-store.js';
-import { MemoryJobStore } from './jobs/memory-job-store.js';
-import { RedisJobStore } from './jobs/redis-job-store.js';
+import { ConfigError, loadConfig, type LoadedConfig } from './config.js';
 import { loggerOptions } from './logging.js';
-import { printQuickstart } from './quickstart.js';
 
 /** The executable: load config, build the app, listen, drain on SIGTERM. Nothing else. */
 async function main(): Promise<void> {
@@ -23,6 +14,10 @@ async function main(): Promise<void> {
   }
   const { config } = loaded;
   const logger = pino(loggerOptions(config));
+  // Loaded only once the config is valid: a bad one is reported before the app's dependencies load.
+  const { buildApp } = await import('./app.js');
+  const { connectBackplane } = await import('./backplane/connect.js');
+  const { printQuickstart } = await import('./quickstart.js');
 
   const { backplane, jobs, closeJobs } = await connectBackplane(config, logger);
   const { app, shutdown } = buildApp(config, { backplane, jobs, closeJobs });
@@ -55,22 +50,6 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-}
-
-async function connectBackplane(
-  config: Config,
-  logger: pino.Logger,
-): Promise<{ backplane: Backplane; jobs: JobStore; closeJobs?: () => void }> {
-  const history = { historyMaxLen: config.historyMaxLen, historyTtlSeconds: config.historyTtlSeconds };
-  if (config.redisUrl === undefined) {
-    const jobs = new MemoryJobStore();
-    return { backplane: new MemoryBackplane(history), jobs, closeJobs: () => jobs.close() };
-  }
-  const connections = createRedisConnections(config.redisUrl, config.replicaId, logger);
-  const backplane = new RedisBackplane(connections, { ...history, replicaId: config.replicaId, probeIntervalMs: config.probeIntervalMs, logger });
-  logger.info('connecting to Redis');
-  await backplane.start();
-  return { backplane, jobs: new RedisJobStore(connections.commands) };
 }
 
 main().catch((err: unknown) => {
