@@ -75,7 +75,19 @@ export class RedisBackplane implements Backplane {
 
   /** Connects both connections and subscribes the probe. Rejects if Redis cannot be reached. */
   async start(): Promise<void> {
-    await Promise.all([this.publisher.connect(), this.subscriber.connect()]);
+    // ioredis rejects connect() with a bare "Connection is closed."; the socket error says why.
+    let cause: Error | undefined;
+    const remember = (err: Error): void => {
+      cause ??= err;
+    };
+    this.publisher.on('error', remember);
+    try {
+      await Promise.all([this.publisher.connect(), this.subscriber.connect()]);
+    } catch (err) {
+      throw new Error(`cannot reach Redis: ${(cause ?? (err as Error)).message}`, { cause: err });
+    } finally {
+      this.publisher.off('error', remember);
+    }
     await this.firstSubscribed;
     this.probeTimer = setInterval(() => this.sendProbe(), this.options.probeIntervalMs).unref();
     this.sendProbe();
