@@ -74,7 +74,10 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
     // route's 400/404, not the router's bare 414.
     routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
     frameworkErrors: (_error, _request, reply) => sendProblem(reply, new SwitchboardError('invalid_request', 'The URL is not valid percent-encoding.')),
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: (error, socket) => answerClientError(error, socket, config.replicaId),
+    // While closing, requests still reach the routes: /stream answers 200 + retry (never a bare
+    // 503 that would make EventSource give up), the rest answer problem+json.
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
   // Only JSON bodies: anything else is 415, not parsed as text and then refused as a bad shape.
   app.removeContentTypeParser('text/plain');

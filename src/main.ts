@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { ConfigError, loadConfig, type LoadedConfig } from './config.js';
 import { loggerOptions } from './logging.js';
+import { shutdownTelemetry } from './telemetry/shutdown.js';
 
 /** The executable: load config, build the app, listen, drain on SIGTERM. Nothing else. */
 async function main(): Promise<void> {
@@ -40,13 +41,19 @@ async function main(): Promise<void> {
       app.log.warn('drain window over; exiting');
       process.exit(0);
     }, config.drainMs).unref();
-    shutdown().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        app.log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    shutdown()
+      .then(
+        () => 0,
+        (err: unknown) => {
+          app.log.error({ err }, 'shutdown failed');
+          return 1;
+        },
+      )
+      // Spans still in the exporter's batch are sent before exit, or lost.
+      .then(async (code) => {
+        await shutdownTelemetry();
+        process.exit(code);
+      });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

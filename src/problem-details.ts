@@ -46,7 +46,7 @@ function problemBody(error: SwitchboardError): Record<string, string | number> {
  * Requests Node's HTTP parser refuses before any route (control bytes in a header, a malformed
  * request line) still get a problem+json 400 — written on the raw socket, since no reply exists.
  */
-export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+export function answerClientError(error: Error & { code?: string }, socket: Socket, replicaId: string): void {
   if (!socket.writable) return;
   if (error.code === 'ECONNRESET') {
     socket.destroy();
@@ -58,7 +58,7 @@ export function answerClientError(error: Error & { code?: string }, socket: Sock
   );
   socket.end(
     `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/problem+json\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Replica-Id: ${replicaId}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
 

@@ -8,17 +8,22 @@ export function printQuickstart({ config, generated }: LoadedConfig, port: numbe
   if (generated.publishApiKey === undefined && generated.streamTokenSecret === undefined) return;
   const base = `http://localhost:${port}`;
   const key = config.publishApiKeys[0] ?? '';
+  // Only what was made up here: a secret the operator set is never echoed to stdout.
+  const made = [
+    ...(generated.publishApiKey === undefined ? [] : [`PUBLISH_API_KEY=${generated.publishApiKey}`]),
+    ...(generated.streamTokenSecret === undefined ? [] : [`STREAM_TOKEN_SECRET=${generated.streamTokenSecret}`]),
+  ];
+  const keyInExample = generated.publishApiKey === undefined ? '$PUBLISH_API_KEY' : key;
   process.stdout.write(`
   Switchboard is running on ${base} (single replica, in-process backplane).
-  No secrets were configured, so these were generated for this run:
+  These secrets were not configured, so they were generated for this run:
 
-    PUBLISH_API_KEY=${key}
-    STREAM_TOKEN_SECRET=${config.streamTokenSecret}
+    ${made.join('\n    ')}
 
   Try it:
 
     # 1. mint a subscriber token for user "alice"
-    TOKEN=$(curl -s -X POST ${base}/v1/tokens -H 'authorization: Bearer ${key}' \\
+    TOKEN=$(curl -s -X POST ${base}/v1/tokens -H "authorization: Bearer ${keyInExample}" \\
       -H 'content-type: application/json' -d '{"userId":"alice"}' | sed -E 's/.*"token":"([^"]+)".*/\\1/')
 
     # 2. in a browser console (or: curl -N "${base}/stream/alice?token=$TOKEN")
@@ -26,7 +31,7 @@ export function printQuickstart({ config, generated }: LoadedConfig, port: numbe
     es.addEventListener('message', (e) => console.log(e.lastEventId, JSON.parse(e.data)));
 
     # 3. publish to alice
-    curl -s -X POST ${base}/v1/users/alice/events -H 'authorization: Bearer ${key}' \\
+    curl -s -X POST ${base}/v1/users/alice/events -H "authorization: Bearer ${keyInExample}" \\
       -H 'content-type: application/json' -d '{"data":{"hello":"world"}}'
 
 `);

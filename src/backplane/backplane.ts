@@ -30,6 +30,11 @@ export interface Backplane {
    * probe): messages published meanwhile were lost on the fast path and must be read from history.
    */
   onResubscribed(handler: () => void): void;
+  /**
+   * Called when the subscriber path breaks, before anything it hears again can arrive: from then
+   * until the catch-up after `onResubscribed`, live messages may have a gap behind them.
+   */
+  onSubscriberLost(handler: () => void): void;
   /** True while the replica can both publish and hear what is published. */
   isReady(): boolean;
   /** Milliseconds since this replica last heard itself through the backplane (its probe). */

@@ -29,7 +29,7 @@ const SWEEP_INTERVAL_MS = 30_000;
 export class MemoryBackplane implements Backplane {
   readonly kind = 'memory' as const;
   private readonly histories = new Map<ChannelName, ChannelHistory>();
-  private readonly idempotency = new Map<string, { position: string; expiresAtMs: number }>();
+  private readonly idempotency = new Map<string, { epoch: string; position: string; expiresAtMs: number }>();
   private readonly subscribed = new Set<ChannelName>();
   private readonly handlers: ((message: ChannelMessage) => void)[] = [];
   private readonly sweeper: NodeJS.Timeout;
@@ -46,7 +46,7 @@ export class MemoryBackplane implements Backplane {
     if (idempotencyId !== undefined) {
       const prior = this.idempotency.get(idempotencyId);
       if (prior !== undefined && prior.expiresAtMs > now) {
-        return { epoch: history.epoch, position: prior.position, receivers: 0, duplicate: true };
+        return { epoch: prior.epoch, position: prior.position, receivers: 0, duplicate: true };
       }
     }
     const position = this.nextPosition(now);
@@ -67,7 +67,7 @@ export class MemoryBackplane implements Backplane {
     }
     if (idempotencyId !== undefined) {
       const ttlMs = (request.idempotencyTtlSeconds ?? this.options.historyTtlSeconds) * 1000;
-      this.idempotency.set(idempotencyId, { position: positionText, expiresAtMs: now + ttlMs });
+      this.idempotency.set(idempotencyId, { epoch: history.epoch, position: positionText, expiresAtMs: now + ttlMs });
     }
     const receivers = this.subscribed.has(request.channel) ? 1 : 0;
     if (receivers > 0) queueMicrotask(() => this.emit(message));
@@ -103,6 +103,10 @@ export class MemoryBackplane implements Backplane {
 
   onResubscribed(): void {
     // One process: the subscriber path cannot break, so there is never anything to catch up.
+  }
+
+  onSubscriberLost(): void {
+    // Never happens in one process (see onResubscribed).
   }
 
   isReady(): boolean {

@@ -44,6 +44,7 @@ export class RedisBackplane implements Backplane {
   private readonly subscribed = new Set<ChannelName>();
   private readonly messageHandlers: ((message: ChannelMessage) => void)[] = [];
   private readonly resubscribedHandlers: (() => void)[] = [];
+  private readonly lostHandlers: (() => void)[] = [];
   private readonly probe: ChannelName;
   private probeTimer: NodeJS.Timeout | undefined;
   private lastProbeAtMs = 0;
@@ -68,9 +69,7 @@ export class RedisBackplane implements Backplane {
 
     this.subscriber.on('message', (channel: string, payload: string) => this.receive(channel, payload));
     this.subscriber.on('ready', () => void this.resubscribeAll());
-    this.subscriber.on('close', () => {
-      this.subscriberReady = false;
-    });
+    this.subscriber.on('close', () => this.markLost());
   }
 
   /** Connects both connections and subscribes the probe. Rejects if Redis cannot be reached. */
@@ -173,6 +172,10 @@ export class RedisBackplane implements Backplane {
     this.resubscribedHandlers.push(handler);
   }
 
+  onSubscriberLost(handler: () => void): void {
+    this.lostHandlers.push(handler);
+  }
+
   isReady(): boolean {
     return (
       !this.closed &&
@@ -228,12 +231,19 @@ export class RedisBackplane implements Backplane {
     for (const handler of this.resubscribedHandlers) handler();
   }
 
+  /** The subscriber path broke: tell the replica once per break (ioredis closes on every failed retry too). */
+  private markLost(): void {
+    if (!this.subscriberReady) return;
+    this.subscriberReady = false;
+    for (const handler of this.lostHandlers) handler();
+  }
+
   private sendProbe(): void {
     if (this.probeAgeMs() > this.options.probeIntervalMs * PROBE_MISSES_BEFORE_DEAF && this.subscriberReady) {
       // Connected by every sign ioredis has, yet deaf: rebuild the connection, which resubscribes
       // and catches up from history.
       this.options.logger.warn({ probeAgeMs: this.probeAgeMs() }, 'subscriber stopped hearing its probe; reconnecting');
-      this.subscriberReady = false;
+      this.markLost();
       this.subscriber.disconnect(true);
     }
     this.publisher.publish(this.probe, String(Date.now())).catch(() => {
@@ -241,10 +251,14 @@ export class RedisBackplane implements Backplane {
     });
   }
 
+  /**
+   * Issues every batch at once, not one after another's reply: commands then reach Redis in call
+   * order, so a SUBSCRIBE of a channel held anew cannot be overtaken by an older UNSUBSCRIBE.
+   */
   private async inBatches(channels: readonly ChannelName[], run: (batch: ChannelName[]) => Promise<unknown>): Promise<void> {
-    for (let i = 0; i < channels.length; i += CHANNELS_PER_COMMAND) {
-      await run(channels.slice(i, i + CHANNELS_PER_COMMAND));
-    }
+    const pending: Promise<unknown>[] = [];
+    for (let i = 0; i < channels.length; i += CHANNELS_PER_COMMAND) pending.push(run(channels.slice(i, i + CHANNELS_PER_COMMAND)));
+    await Promise.all(pending);
   }
 }
 

@@ -29,8 +29,12 @@ if not epoch then
   last = '0-0'
 end
 if ARGV[7] == '1' then
+  -- The first event's id and epoch: the history (and its epoch) may have expired since.
   local prior = redis.call('GET', KEYS[3])
-  if prior then return { prior, epoch, -1 } end
+  if prior then
+    local space = string.find(prior, ' ', 1, true)
+    return { string.sub(prior, 1, space - 1), string.sub(prior, space + 1), -1 }
+  end
 end
 local trim = '~'
 if ARGV[4] == '0' then trim = '=' end
@@ -39,7 +43,7 @@ redis.call('HSET', KEYS[2], 'epoch', epoch, 'last', id)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 if ARGV[7] == '1' then
-  redis.call('SET', KEYS[3], id, 'EX', ARGV[8])
+  redis.call('SET', KEYS[3], id .. ' ' .. epoch, 'EX', ARGV[8])
 end
 local receivers = redis.call('PUBLISH', ARGV[1], id .. ' ' .. epoch .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
 return { id, epoch, receivers }

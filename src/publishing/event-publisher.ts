@@ -40,6 +40,7 @@ export class EventPublisher {
     const span = startPublishSpan({
       'messaging.destination.name': channel,
       'switchboard.replica_id': this.replicaId,
+      'switchboard.route': origin.route,
       'switchboard.event_type': event.type,
       ...(origin.correlationId === undefined ? {} : { 'switchboard.correlation_id': origin.correlationId }),
     });

@@ -4,6 +4,7 @@ import type { App, RouteContext } from '../app.js';
 import { userChannel } from '../backplane/channels.js';
 import { SwitchboardError } from '../errors.js';
 import { isValidCorrelationId, isValidEventType, isValidIdempotencyKey } from '../identifiers.js';
+import type { Job } from '../jobs/job-store.js';
 
 export const DEFAULT_CALLBACK_TYPE = 'callback';
 /** Status recorded on the job when the payload does not name one. */
@@ -20,6 +21,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The body exactly as received: webhook signatures are computed over these bytes. */
     rawBody?: string;
+    /** The job behind the callback's correlation id, looked up before the body is read. */
+    job: Job | null;
   }
 }
 
@@ -42,16 +45,25 @@ export function callbackRoutes(app: App, context: RouteContext): void {
       parseJson(request, body as string, done);
     });
 
-    scope.post('/v1/callbacks/:correlationId', { schema: { params: Type.Object({ correlationId: Type.String() }) } }, async (request, reply) => {
+    scope.decorateRequest('job', null);
+    // An unknown or expired correlation id is 404 before anything else: its body is never read.
+    scope.addHook('onRequest', async (request) => {
       const { correlationId } = request.params as { correlationId: string };
-      if (!isValidCorrelationId(correlationId)) throw new SwitchboardError('job_not_found');
-      signatures?.verify(request.rawBody ?? '', request.headers);
-      const job = await jobs.get(correlationId);
+      const job = isValidCorrelationId(correlationId) ? await jobs.get(correlationId) : undefined;
       if (job === undefined) throw new SwitchboardError('job_not_found');
+      request.job = job;
+    });
+
+    scope.post('/v1/callbacks/:correlationId', { schema: { params: Type.Object({ correlationId: Type.String() }) } }, async (request, reply) => {
+      const job = request.job as Job;
+      const { correlationId } = job;
+      signatures?.verify(request.rawBody ?? '', request.headers);
 
       const type = header(request, 'x-event-type') ?? DEFAULT_CALLBACK_TYPE;
       if (!isValidEventType(type)) throw new SwitchboardError('invalid_event_type', 'X-Event-Type must be 1-64 characters of [A-Za-z0-9._:-].');
-      const dedupeKey = header(request, 'idempotency-key') ?? header(request, 'webhook-id');
+      // Signed callbacks dedupe on the signed webhook-id alone: an unsigned Idempotency-Key added
+      // to a captured request must not make its replay count as a new delivery.
+      const dedupeKey = signatures !== undefined ? header(request, 'webhook-id') : (header(request, 'idempotency-key') ?? header(request, 'webhook-id'));
       if (dedupeKey !== undefined && !isValidIdempotencyKey(dedupeKey)) {
         throw new SwitchboardError('invalid_request', 'Idempotency-Key must be 1-200 printable ASCII characters.');
       }
@@ -63,7 +75,9 @@ export function callbackRoutes(app: App, context: RouteContext): void {
         data: { correlationId, payload, receivedAt },
         ...(dedupeKey === undefined ? {} : { idempotencyKey: `cb:${correlationId}:${dedupeKey}`, idempotencyTtlSeconds: dedupeSeconds }),
       }, { route: 'callback', correlationId });
-      if (!published.duplicate) {
+      // A retry of a callback whose first try was published but not recorded (Redis failed in
+      // between, answered 503) records it now, so the job's state cannot stay behind for good.
+      if (!published.duplicate || !job.callbacks.some((callback) => callback.eventId === published.id)) {
         await jobs.recordCallback(correlationId, { eventId: published.id, type, receivedAt, receivers: published.receivers }, statusOf(payload));
       }
       request.log.info({ correlationId, eventId: published.id, receivers: published.receivers, duplicate: published.duplicate }, 'callback accepted');

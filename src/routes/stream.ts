@@ -46,7 +46,8 @@ export function streamRoutes(app: App, context: RouteContext): void {
     if (registry.streamsOfUser(userId) >= config.maxConnectionsPerUser) {
       throw new SwitchboardError('too_many_streams', `At most ${config.maxConnectionsPerUser} open streams per user on one replica.`);
     }
-    const cursorText = headerValue(request.headers['last-event-id']) ?? request.query.lastEventId;
+    // An empty id is no id (EventSource sends none before the first event; forms may send `?lastEventId=`).
+    const cursorText = headerValue(request.headers['last-event-id']) || request.query.lastEventId || undefined;
 
     reply.hijack();
     const response = reply.raw;
@@ -64,6 +65,8 @@ export function streamRoutes(app: App, context: RouteContext): void {
       channels,
       tags: channels.map((channel) => registry.tagOf(channel)),
       maxBufferedBytes: config.streamMaxBufferedBytes,
+      head: headers,
+      retryMs: config.retryMs,
       onEnd: (ended: SseStream, reason: StreamEndReason) => {
         clearTimeout(expiryTimer);
         registry.detach(ended);
@@ -79,18 +82,16 @@ export function streamRoutes(app: App, context: RouteContext): void {
       plan = await withTimeout(planResume(stream, cursorText, backplane, registry, registry.replayLimit), OPEN_TIMEOUT_MS);
     } catch (err) {
       request.log.warn({ err, userId }, 'stream could not be opened; asking the client to retry');
-      if (!stream.isEnded) {
-        stream.open(headers, config.retryMs);
-        stream.end('not_ready', jitter(config.retryMs));
-      }
+      stream.end('not_ready', jitter(config.retryMs));
       return;
     }
     if (stream.isEnded) return;
 
-    stream.open(headers, config.retryMs);
+    stream.open();
     if (plan.reset !== undefined) stream.reset(plan.reset);
     if (plan.replay.length > 0) await replay(stream, plan.replay, context);
     stream.goLive();
+    if (stream.isEnded) return;
     expiryTimer = setTimeout(
       () => stream.end('auth_expired', undefined, { type: 'auth-expired', dataJson: '{"reason":"token_expired"}' }),
       Math.min(Math.max(grant.expiresAtMs - Date.now(), 0), MAX_TIMER_MS),
@@ -104,6 +105,7 @@ export function streamRoutes(app: App, context: RouteContext): void {
  */
 async function replay(stream: SseStream, messages: readonly ChannelMessage[], { registry, metrics }: RouteContext): Promise<void> {
   const span = startReplaySpan(
+    'resume',
     messages.flatMap((message) => (message.header.tc === undefined ? [] : [message.header.tc])),
     { 'messaging.destination.name': stream.channels.join(','), 'switchboard.replayed_events': messages.length },
   );

@@ -7,8 +7,19 @@ import { encodeEventBody, encodeIdLine, encodeRetry } from './encoder.js';
 /** Why a stream ended; logged and counted. */
 export type StreamEndReason = 'client_closed' | 'slow_client' | 'auth_expired' | 'draining' | 'not_ready';
 
-/** Why a stream was told to refetch ground truth (the `cause` in a `reset` event's data). */
-export type ResetCause = 'history_trimmed' | 'history_lost' | 'invalid_cursor';
+/**
+ * Why a stream was told to refetch ground truth. The `reset` event's data is exactly the
+ * contract's `{"reason":"history_gap"}`; the cause goes on a comment line just before it (for
+ * people reading the raw stream) and into the resets metric.
+ */
+export type ResetCause = 'history_trimmed' | 'history_lost' | 'invalid_cursor' | 'catch_up_failed';
+
+/** A position in a channel's history to move a stream to. */
+export interface SkipTarget {
+  epoch: string;
+  position: Position;
+  positionText: string;
+}
 
 /** An event encoded once per replica and shared by every stream it is written to. */
 export interface EncodedEvent {
@@ -28,11 +39,16 @@ export interface SseStreamOptions {
   tags: readonly string[];
   /** Past this many bytes queued in the socket, the client is not reading: cut it. */
   maxBufferedBytes: number;
+  /** The SSE response head (status 200), written by `open()`. */
+  head: Record<string, string>;
+  /** The reconnect hint sent on open. */
+  retryMs: number;
   onEnd: (stream: SseStream, reason: StreamEndReason) => void;
   onReset: (cause: ResetCause) => void;
 }
 
 const HEARTBEAT = Buffer.from(':\n\n');
+const RESET_DATA = '{"reason":"history_gap"}';
 
 /**
  * One open SSE response. It writes only whole events, never blocks the replica on a slow client
@@ -52,6 +68,9 @@ export class SseStream {
   private readonly segments: string[];
   private queued: EncodedEvent[] | undefined = [];
   private queuedBytes = 0;
+  /** A gap found by the replica's catch-up while this stream was still replaying; told at goLive. */
+  private pendingSkip: { channel: ChannelName; to: SkipTarget | undefined; cause: ResetCause } | undefined;
+  private opened = false;
   private ended = false;
 
   constructor(
@@ -83,27 +102,37 @@ export class SseStream {
     return joinSegments(this.segments);
   }
 
-  /** Writes the response head, the reconnect hint and a first comment, so `open` fires now. */
-  open(headers: Record<string, string>, retryMs: number): void {
-    this.response.writeHead(200, headers);
-    this.response.write(`${encodeRetry(retryMs)}: connected\n\n`);
+  /**
+   * Writes the response head, the reconnect hint and a first comment, so `open` fires now.
+   * Nothing else is written before this (heartbeats skip unopened streams): a byte written first
+   * would make Node send a head without the SSE content type, which EventSource rejects for good.
+   */
+  open(): void {
+    if (this.opened || this.ended) return;
+    this.opened = true;
+    this.response.writeHead(200, this.options.head);
+    this.response.write(`${encodeRetry(this.options.retryMs)}: connected\n\n`);
   }
 
   /** Tells the client its view may have a gap and it should refetch ground truth. */
   reset(cause: ResetCause): void {
-    const data = JSON.stringify({ reason: 'history_gap', cause });
-    this.write(encodeIdLine(this.cursor()) + encodeEventBody('reset', data));
+    this.write(`: ${cause}\n` + encodeIdLine(this.cursor()) + encodeEventBody('reset', RESET_DATA));
     this.options.onReset(cause);
   }
 
   /**
-   * Moves past events that can no longer be read (the replica's catch-up found a gap) and tells
-   * the client. A stream still replaying ignores this: its own history read is newer.
+   * The replica's catch-up found a gap in a channel: move past it to `to` (or stay where the
+   * stream is, when the newest position is unknown) and tell the client.
    */
-  skipTo(channel: ChannelName, epoch: string, position: Position, positionText: string, cause: ResetCause): void {
+  skipTo(channel: ChannelName, to: SkipTarget | undefined, cause: ResetCause): void {
     const index = this.channels.indexOf(channel);
-    if (index < 0 || this.queued !== undefined) return;
-    this.setPosition(index, epoch, position, positionText);
+    if (index < 0) return;
+    if (this.queued !== undefined) {
+      // Still replaying: this stream's own history read may predate the gap, so tell it at goLive.
+      this.pendingSkip = { channel, to, cause };
+      return;
+    }
+    if (to !== undefined) this.setPosition(index, to.epoch, to.position, to.positionText);
     this.reset(cause);
   }
 
@@ -146,16 +175,21 @@ export class SseStream {
   goLive(): void {
     const queued = this.queued ?? [];
     this.queued = undefined;
+    const skip = this.pendingSkip;
+    this.pendingSkip = undefined;
+    if (skip !== undefined) this.skipTo(skip.channel, skip.to, skip.cause);
     for (const event of queued) this.writeEvent(event);
   }
 
   heartbeat(): void {
-    this.write(HEARTBEAT);
+    if (this.opened) this.write(HEARTBEAT);
   }
 
   /** Ends the stream with a reconnect hint (`retry:`), so the client comes back by itself. */
   end(reason: StreamEndReason, retryMs?: number, finalEvent?: { type: string; dataJson: string }): void {
     if (this.ended) return;
+    // Ended while still opening (drain, a failed open): it must still be a valid SSE answer.
+    this.open();
     let tail = retryMs === undefined ? '' : encodeRetry(retryMs) + '\n';
     if (finalEvent !== undefined) tail += encodeEventBody(finalEvent.type, finalEvent.dataJson);
     if (tail.length > 0 && this.response.writable) this.response.write(tail);
@@ -168,10 +202,11 @@ export class SseStream {
     const index = this.channels.indexOf(message.channel);
     if (index < 0) return 0;
     if (message.epoch !== this.epochs[index]) {
-      // The channel's history was lost and restarted while this stream was open: what happened
-      // in between cannot be known. Say so, from the start of the new history.
-      this.setPosition(index, message.epoch, ZERO_POSITION, '0-0');
-      this.reset('history_lost');
+      // A new history (the old one expired while the channel was idle, or was lost). This stream
+      // heard every live event of the channel meanwhile, so nothing is missing: a gap is only
+      // possible while the replica's subscriber was away, and its catch-up tells streams so.
+      this.epochs[index] = message.epoch;
+      this.positions[index] = ZERO_POSITION;
     }
     if (comparePositions(message.position, this.positions[index] as Position) <= 0) return 0;
     this.positions[index] = message.position;

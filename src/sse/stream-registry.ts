@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
-import type { Backplane, ChannelMessage } from '../backplane/backplane.js';
+import type { Backplane, ChannelMessage, HistoryRead } from '../backplane/backplane.js';
 import type { ChannelName } from '../backplane/channels.js';
 import { channelTag, comparePositions, formatSegment, type Position } from '../history/cursor.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { SPAN_DELIVER, startDeliverSpan } from '../telemetry/tracing.js';
+import { startDeliverSpan, startReplaySpan, withSpan } from '../telemetry/tracing.js';
 import { encodeEventBody, encodeIdLine } from './encoder.js';
 import type { EncodedEvent, SseStream } from './sse-stream.js';
 
@@ -17,6 +17,13 @@ interface ChannelEntry {
   releaseAtMs: number | undefined;
   /** The newest position this replica has seen, to catch up from when the subscriber was away. */
   seen: { epoch: string; position: Position } | undefined;
+  /**
+   * Live messages held back from the moment the subscriber path broke until this channel's
+   * catch-up from history is written: delivered first, they would hide the gap behind them.
+   */
+  held: ChannelMessage[] | undefined;
+  /** More arrived meanwhile than `held` may keep; the newest of them. */
+  heldOverflow: ChannelMessage | undefined;
 }
 
 export interface StreamRegistryOptions {
@@ -25,6 +32,12 @@ export interface StreamRegistryOptions {
   /** Most history entries read per channel when catching up after a resubscribe. */
   replayLimit: number;
 }
+
+/** Channels whose history is read at once during a catch-up (each read has a ~1 s timeout). */
+const CATCH_UP_CONCURRENCY = 64;
+/** Tries of one channel's catch-up read before its streams are told of a possible gap. */
+const CATCH_UP_ATTEMPTS = 4;
+const CATCH_UP_RETRY_BASE_MS = 250;
 
 /**
  * The replica's one map of channel → open streams, and the only code that subscribes or
@@ -43,6 +56,8 @@ export class StreamRegistry {
   private subscribeBatch: Promise<void> | undefined;
   private releaseTimer: NodeJS.Timeout | undefined;
   private readonly heartbeatTimer: NodeJS.Timeout;
+  /** Bumped on every subscriber break, so a catch-up overtaken by a newer break stops. */
+  private breaks = 0;
 
   constructor(
     private readonly backplane: Backplane,
@@ -51,6 +66,7 @@ export class StreamRegistry {
     private readonly metrics: Metrics,
   ) {
     backplane.onMessage((message) => this.deliver(message));
+    backplane.onSubscriberLost(() => this.holdLive());
     backplane.onResubscribed(() => void this.catchUp());
     this.heartbeatTimer = setInterval(() => {
       for (const stream of this.all) stream.heartbeat();
@@ -93,7 +109,7 @@ export class StreamRegistry {
     for (const channel of stream.channels) {
       let entry = this.channels.get(channel);
       if (entry === undefined) {
-        entry = { streams: new Set(), tag: channelTag(channel), subscribed: undefined, confirmed: false, releaseAtMs: undefined, seen: undefined };
+        entry = { streams: new Set(), tag: channelTag(channel), subscribed: undefined, confirmed: false, releaseAtMs: undefined, seen: undefined, held: undefined, heldOverflow: undefined };
         this.channels.set(channel, entry);
       }
       entry.streams.add(stream);
@@ -128,18 +144,40 @@ export class StreamRegistry {
   }
 
   /**
-   * Encodes an event once and hands it to every stream of its channel. When the event carries
-   * trace context, one CONSUMER span per replica records how many streams and bytes it reached.
+   * A live event from the backplane: encoded once and handed to every stream of its channel. When
+   * it carries trace context, one CONSUMER span per replica (child of the producer) covers the
+   * writes and records how many streams and bytes it reached.
    */
   deliver(message: ChannelMessage): void {
     const entry = this.channels.get(message.channel);
     if (entry === undefined) return;
+    if (entry.held !== undefined) {
+      if (entry.held.length < this.options.replayLimit) entry.held.push(message);
+      else entry.heldOverflow = message;
+      return;
+    }
+    if (message.header.tc === undefined) {
+      this.fanOut(entry, message);
+      return;
+    }
+    const span = startDeliverSpan(message.header.tc, { 'messaging.destination.name': message.channel });
+    const written = withSpan(span, () => this.fanOut(entry, message));
+    span.setAttributes({
+      ...(written.segment === undefined ? {} : { 'messaging.message.id': written.segment }),
+      'switchboard.streams_written': written.streams,
+      'switchboard.bytes_written': written.bytes,
+    });
+    span.end();
+  }
+
+  /** Writes one event to the channel's streams (each drops what it already has); counts what was written. */
+  private fanOut(entry: ChannelEntry, message: ChannelMessage): { segment: string | undefined; streams: number; bytes: number } {
     if (entry.seen === undefined || entry.seen.epoch !== message.epoch || comparePositions(message.position, entry.seen.position) > 0) {
       entry.seen = { epoch: message.epoch, position: message.position };
     }
-    if (entry.streams.size === 0) return;
+    if (entry.streams.size === 0) return { segment: undefined, streams: 0, bytes: 0 };
     const encoded = this.encode(message, entry.tag);
-    if (encoded === undefined) return;
+    if (encoded === undefined) return { segment: undefined, streams: 0, bytes: 0 };
     let streams = 0;
     let bytes = 0;
     for (const stream of entry.streams) {
@@ -149,16 +187,11 @@ export class StreamRegistry {
         bytes += written;
       }
     }
-    this.metrics.eventsDelivered.inc(streams);
-    this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - message.header.a) / 1000);
-    if (message.header.tc !== undefined) {
-      startDeliverSpan(SPAN_DELIVER, message.header.tc, {
-        'messaging.destination.name': message.channel,
-        'messaging.message.id': encoded.segment,
-        'switchboard.streams_written': streams,
-        'switchboard.bytes_written': bytes,
-      }).end();
+    if (streams > 0) {
+      this.metrics.eventsDelivered.inc(streams);
+      this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - message.header.a) / 1000);
     }
+    return { segment: encoded.segment, streams, bytes };
   }
 
   /** Encodes an event for this replica's streams; undefined (logged) if it cannot be written. */
@@ -228,7 +261,8 @@ export class StreamRegistry {
     for (const [channel, entry] of this.channels) {
       if (entry.releaseAtMs === undefined) continue;
       // An unconfirmed subscribe is still in flight; unsubscribing now could be overtaken by it.
-      if (entry.releaseAtMs <= now && entry.confirmed) {
+      // One that failed (`subscribed` cleared) is released too, or it would be retried forever.
+      if (entry.releaseAtMs <= now && (entry.confirmed || entry.subscribed === undefined)) {
         this.channels.delete(channel);
         due.push(channel);
       } else {
@@ -241,34 +275,90 @@ export class StreamRegistry {
     if (pending) this.scheduleRelease();
   }
 
-  /** After the subscriber came back: read what each held channel missed and deliver it. */
+  /** The subscriber path broke: hold live messages of every channel until it has caught up. */
+  private holdLive(): void {
+    this.breaks++;
+    for (const entry of this.channels.values()) entry.held ??= [];
+  }
+
+  /** After the subscriber came back: read what each channel missed, write it, then what was held. */
   private async catchUp(): Promise<void> {
     this.metrics.backplaneReconnects.inc();
-    const held = [...this.channels].filter(([, entry]) => entry.streams.size > 0 && entry.seen !== undefined);
-    await Promise.all(
-      held.map(async ([channel, entry]) => {
-        const seen = entry.seen as { epoch: string; position: Position };
+    const round = this.breaks;
+    const waiting = [...this.channels].filter(([, entry]) => entry.held !== undefined);
+    await forEachLimited(waiting, CATCH_UP_CONCURRENCY, ([channel, entry]) => this.catchUpChannel(channel, entry, round));
+  }
+
+  private async catchUpChannel(channel: ChannelName, entry: ChannelEntry, round: number): Promise<void> {
+    const seen = entry.seen;
+    if (seen !== undefined && entry.streams.size > 0) {
+      let read: HistoryRead | undefined;
+      for (let attempt = 0; read === undefined && attempt < CATCH_UP_ATTEMPTS; attempt++) {
+        if (attempt > 0) await delay(CATCH_UP_RETRY_BASE_MS * 2 ** (attempt - 1));
+        if (round !== this.breaks) return;
         try {
-          const read = await this.backplane.readHistory(channel, seen.position, this.options.replayLimit);
-          const complete = read.epoch === seen.epoch && !read.trimmed && !isCut(read.entries.length, this.options.replayLimit, read.entries.at(-1)?.positionText, read.lastText);
-          if (!complete) {
-            for (const stream of entry.streams) stream.skipTo(channel, read.epoch, read.last, read.lastText, read.epoch === seen.epoch ? 'history_trimmed' : 'history_lost');
-            entry.seen = { epoch: read.epoch, position: read.last };
-            return;
-          }
-          this.metrics.replayedEvents.inc(read.entries.length);
-          for (const message of read.entries) this.deliver(message);
+          read = await this.backplane.readHistory(channel, seen.position, this.options.replayLimit);
         } catch (err) {
-          this.logger.warn({ err, channel }, 'catch-up read failed; the next resubscribe retries');
+          this.logger.warn({ err, channel, attempt }, 'catch-up read failed');
         }
-      }),
+      }
+      // Broken again meanwhile (the next round takes over, `held` kept), or released.
+      if (round !== this.breaks || this.channels.get(channel) !== entry) return;
+      if (read === undefined) {
+        for (const stream of entry.streams) stream.skipTo(channel, undefined, 'catch_up_failed');
+      } else if (read.epoch === seen.epoch && !read.trimmed && !isCut(read.entries.length, this.options.replayLimit, read.entries.at(-1)?.positionText, read.lastText)) {
+        this.replayCaughtUp(channel, read.entries);
+      } else {
+        const to = { epoch: read.epoch, position: read.last, positionText: read.lastText };
+        for (const stream of entry.streams) stream.skipTo(channel, to, read.epoch === seen.epoch ? 'history_trimmed' : 'history_lost');
+        entry.seen = { epoch: read.epoch, position: read.last };
+      }
+    }
+    const held = entry.held ?? [];
+    const overflow = entry.heldOverflow;
+    entry.held = undefined;
+    entry.heldOverflow = undefined;
+    for (const message of held) this.deliver(message);
+    if (overflow !== undefined) {
+      // More arrived during the catch-up than could be held: say there is a gap, then go on
+      // from the newest.
+      for (const stream of entry.streams) stream.skipTo(channel, undefined, 'history_trimmed');
+      this.deliver(overflow);
+    }
+  }
+
+  /** Writes what the subscriber missed on one channel, inside one replay span linked to the events' producers. */
+  private replayCaughtUp(channel: ChannelName, messages: readonly ChannelMessage[]): void {
+    // Looked up again: the channel may have been released, or held anew, during the history read.
+    const entry = this.channels.get(channel);
+    if (entry === undefined) return;
+    const span = startReplaySpan(
+      'catch_up',
+      messages.flatMap((message) => (message.header.tc === undefined ? [] : [message.header.tc])),
+      { 'messaging.destination.name': channel, 'switchboard.replayed_events': messages.length },
     );
+    let bytes = 0;
+    withSpan(span, () => {
+      for (const message of messages) bytes += this.fanOut(entry, message).bytes;
+    });
+    this.metrics.replayedEvents.inc(messages.length);
+    span.setAttribute('switchboard.bytes_written', bytes);
+    span.end();
   }
 }
 
 /** True when a read stopped at its limit before reaching the newest entry. */
 export function isCut(count: number, limit: number, lastRead: string | undefined, newest: string): boolean {
   return count >= limit && lastRead !== newest;
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function delay(ms: number): Promise<void> {

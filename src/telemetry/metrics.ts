@@ -30,10 +30,10 @@ export class Metrics {
     this.eventsAccepted = new Counter({ name: 'switchboard_events_accepted_total', help: 'Events accepted (2xx) and published, by route.', labelNames: ['route'], registers });
     this.zeroReceivers = new Counter({ name: 'switchboard_events_zero_receivers_total', help: 'Accepted events no replica was subscribed to (no open stream anywhere).', labelNames: ['route'], registers });
     this.duplicates = new Counter({ name: 'switchboard_duplicates_total', help: 'Publishes and callbacks answered as duplicates of an earlier idempotency key.', labelNames: ['route'], registers });
-    this.eventsDelivered = new Counter({ name: 'switchboard_events_delivered_total', help: 'Events written to streams on this replica (one per stream).', registers });
+    this.eventsDelivered = new Counter({ name: 'switchboard_events_delivered_total', help: 'Events written to streams on this replica, one per stream: live, and caught up after a subscriber reconnect (resume replays are counted in switchboard_replayed_events_total).', registers });
     this.deliveryLatency = new Histogram({
       name: 'switchboard_delivery_latency_seconds',
-      help: 'Accepted (on any replica) to written to the sockets of this replica, per event.',
+      help: 'Seconds from an event being accepted (on any replica) to it being written to the sockets of this replica, once per event that reached a stream here.',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
@@ -42,6 +42,6 @@ export class Metrics {
     this.streamsEnded = new Counter({ name: 'switchboard_streams_ended_total', help: 'Streams ended, by reason (slow_client = cut for not reading).', labelNames: ['reason'], registers });
     this.backplaneReconnects = new Counter({ name: 'switchboard_backplane_reconnects_total', help: 'Times the subscriber path came back and caught up from history.', registers });
     this.authFailures = new Counter({ name: 'switchboard_auth_failures_total', help: 'Refused credentials, by reason (error code).', labelNames: ['reason'], registers });
-    this.droppedMessages = new Counter({ name: 'switchboard_malformed_messages_total', help: 'Messages from the backplane dropped because they could not be read or encoded.', registers });
+    this.droppedMessages = new Counter({ name: 'switchboard_malformed_messages_total', help: 'Events from the backplane dropped because they could not be encoded for a stream (each is logged).', registers });
   }
 }

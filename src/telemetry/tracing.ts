@@ -11,9 +11,12 @@ export const SPAN_PUBLISH = 'switchboard.publish';
 export const SPAN_DELIVER = 'switchboard.deliver';
 export const SPAN_REPLAY = 'switchboard.replay';
 
+const SEND: Attributes = { 'messaging.system': 'redis', 'messaging.operation.type': 'send', 'messaging.operation.name': 'publish' };
+const PROCESS: Attributes = { 'messaging.system': 'redis', 'messaging.operation.type': 'process', 'messaging.operation.name': 'deliver' };
+
 /** The PRODUCER span of one publish, child of the active (HTTP server) span. */
 export function startPublishSpan(attributes: Attributes): Span {
-  return tracer.startSpan(SPAN_PUBLISH, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'redis', 'messaging.operation.type': 'send', ...attributes } });
+  return tracer.startSpan(SPAN_PUBLISH, { kind: SpanKind.PRODUCER, attributes: { ...SEND, ...attributes } });
 }
 
 /** W3C trace context of `span`, to travel inside the envelope; undefined when not recording. */
@@ -24,30 +27,33 @@ export function traceContextOf(span: Span): Record<string, string> | undefined {
   return Object.keys(carrier).length > 0 ? carrier : undefined;
 }
 
-/** Runs `fn` with `span` active, so spans it starts (e.g. the Redis command) are its children. */
+/** Runs `fn` with `span` active: spans it starts are its children, log lines carry its ids. */
 export function withSpan<T>(span: Span, fn: () => T): T {
   return context.with(trace.setSpan(context.active(), span), fn);
 }
 
-/** A CONSUMER span on the receiving replica, child of the producer whose context came along. */
-export function startDeliverSpan(name: string, carrier: Record<string, string>, attributes: Attributes): Span {
+/** The CONSUMER span of a live delivery on one replica: a child of the producer whose context came along. */
+export function startDeliverSpan(carrier: Record<string, string>, attributes: Attributes): Span {
   const parent = propagation.extract(ROOT_CONTEXT, carrier);
-  return tracer.startSpan(name, { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'redis', 'messaging.operation.type': 'process', ...attributes } }, parent);
+  return tracer.startSpan(SPAN_DELIVER, { kind: SpanKind.CONSUMER, attributes: { ...PROCESS, ...attributes } }, parent);
 }
+
+/** What made a replica write events from history: a stream's resume, or its subscriber coming back. */
+export type ReplayTrigger = 'resume' | 'catch_up';
 
 /** Replay spans link to at most this many of the replayed events' producer spans. */
 const MAX_REPLAY_LINKS = 32;
 
 /**
- * One CONSUMER span for a resume's replay from history, linked to the PRODUCER spans of the
- * events it re-delivered (their traces ended long ago, so links, not parents).
+ * One CONSUMER span for writing events from history, linked to the PRODUCER spans of the events
+ * it re-delivered (their traces ended long ago, so links, not parents).
  */
-export function startReplaySpan(carriers: readonly Record<string, string>[], attributes: Attributes): Span {
+export function startReplaySpan(trigger: ReplayTrigger, carriers: readonly Record<string, string>[], attributes: Attributes): Span {
   const links = carriers.slice(0, MAX_REPLAY_LINKS).flatMap((carrier) => {
     const spanContext = trace.getSpanContext(propagation.extract(ROOT_CONTEXT, carrier));
     return spanContext === undefined ? [] : [{ context: spanContext }];
   });
-  return tracer.startSpan(SPAN_REPLAY, { kind: SpanKind.CONSUMER, links, attributes: { 'messaging.system': 'redis', 'messaging.operation.type': 'process', ...attributes } });
+  return tracer.startSpan(SPAN_REPLAY, { kind: SpanKind.CONSUMER, links, attributes: { ...PROCESS, 'switchboard.replay.trigger': trigger, ...attributes } });
 }
 
 export function endWithError(span: Span, err: unknown): void {

@@ -267,6 +267,9 @@ t.test('callbacks without CALLBACK_SECRET: 404, 413, 415, 400', async (t) => {
   const json = { 'content-type': 'application/json' };
 
   assertProblem(t, await postJson(`${r1.url}/v1/callbacks/AAAAAAAAAAAAAAAAAAAAAAAA`, { x: 1 }), 404, 'job_not_found', 'unknown correlation id');
+  // 404 comes first: an unknown job's body is never read, whatever is wrong with it.
+  const unknownBadBody = await rawRequest({ url: `${r1.url}/v1/callbacks/AAAAAAAAAAAAAAAAAAAAAAAA`, method: 'POST', headers: json, body: '{"status":' });
+  assertProblem(t, unknownBadBody, 404, 'job_not_found', 'unknown correlation id with malformed JSON');
   for (const bad of ['short', 'A'.repeat(25), `${correlationId.slice(0, 23)}.`, 'x'.repeat(300), `${correlationId}%2Fx`]) {
     assertProblem(t, await postJson(`${r1.url}/v1/callbacks/${bad}`, { x: 1 }), 404, 'job_not_found', `malformed correlation id ${bad.slice(0, 30)}`);
   }
@@ -336,6 +339,11 @@ t.test('callbacks with CALLBACK_SECRET: signatures, tolerance, replay', async (t
   t.equal(replayed.status, 202, 'the replay is answered 202');
   t.equal(replayed.json?.duplicate, true, 'flagged duplicate');
   t.equal(replayed.json?.eventId, accepted.json?.eventId, 'with the original event id');
+  // The same capture with an unsigned Idempotency-Key added: still the same signed webhook-id.
+  for (const key of ['x1', 'x2']) {
+    const disguised = await signedCallback(url, payload, { msgId: 'msg_good', at: fourMinutesAgo, headers: { 'idempotency-key': key } });
+    t.same([disguised.status, disguised.json?.duplicate], [202, true], `a replay with Idempotency-Key ${key} added is still a duplicate`);
+  }
 
   // A later, distinct callback proves the stream is live and that nothing came in between.
   const later = await signedCallback(url, JSON.stringify({ step: 2 }), { msgId: 'msg_later' });

@@ -163,6 +163,20 @@ for (const [name, setup] of Object.entries(implementations)) {
       t.same(received.map((m) => m.dataJson), ['"once"', '"twice"'], 'the duplicate was not delivered');
     });
 
+    t.test('a duplicate names the first event by its own epoch, even after that history expired', async (t) => {
+      const backplane = await make(t, { historyMaxLen: 1000, historyTtlSeconds: 1 });
+      const channel = userChannel(`idem-expired-${name}`);
+      const request = { channel, header: { t: 'message', a: Date.now() }, dataJson: '"once"', idempotencyKey: 'key-x', idempotencyTtlSeconds: 60 };
+      const first = await backplane.publish(request);
+      // History lives HISTORY_TTL_SECONDS (1 s here); the idempotency key 60 s.
+      await waitFor(() => Date.now() - request.header.a > 1100, { timeoutMs: 5000, label: 'the history TTL to pass' });
+      const after = await backplane.readHistory(channel, undefined, 1);
+      t.not(after.epoch, first.epoch, 'the history expired and a new one began');
+      const again = await backplane.publish(request);
+      t.equal(again.duplicate, true);
+      t.same([again.epoch, again.position], [first.epoch, first.position], 'the duplicate answers the original epoch and position');
+    });
+
     t.test('epochs are per channel', async (t) => {
       const backplane = await make(t, history);
       const a = await backplane.readHistory(userChannel(`ep-a-${name}`), undefined, 1);

@@ -62,7 +62,8 @@ t.test('cursor table: each kind of Last-Event-ID gets what the contract says, ne
         t.equal(resets.length, 0, 'no reset');
       } else {
         t.equal(resets.length, 1, 'exactly one reset');
-        t.same(JSON.parse(resets[0]!.data), { reason: 'history_gap', cause: reset });
+        t.same(JSON.parse(resets[0]!.data), { reason: 'history_gap' }, 'the reset data is exactly the contract\'s');
+        t.ok(stream.comments.includes(reset), `a comment before it names the cause (${reset})`);
         t.equal(stream.events[0]!.type, 'reset', 'the reset comes before any event');
         t.not(resets[0]!.lastEventId, cursor, 'the reset carries a fresh cursor to resume from');
       }
@@ -94,10 +95,12 @@ t.test('Redis restarted empty: open streams and resuming clients are told, then 
   await fleet.publish(fleet.replicas[1]!, 'cy', 'after-restart');
   await resumed.waitFor((c) => dataOf(c).includes('after-restart'), 5000, 'live event after reset');
   t.same(resumed.events.map((e) => e.type), ['reset', 'message'], 'the resuming client: reset, then live');
-  t.equal(JSON.parse(resumed.events[0]!.data).cause, 'history_lost');
+  t.same(JSON.parse(resumed.events[0]!.data), { reason: 'history_gap' });
+  t.ok(resumed.comments.includes('history_lost'), 'the resuming client is told the history was lost');
 
   await open.waitFor((c) => dataOf(c).includes('after-restart'), 5000, 'the stream that stayed open hears again');
   t.same(open.events.slice(3).map((e) => e.type), ['reset', 'message'], 'the stream that stayed open: reset, then live');
-  t.equal(JSON.parse(open.events[3]!.data).cause, 'history_lost');
+  t.same(JSON.parse(open.events[3]!.data), { reason: 'history_gap' });
+  t.ok(open.comments.includes('history_lost'), 'the open stream is told the history was lost');
   t.equal(open.comments.filter((c) => c === 'connected').length, 1, 'it never reconnected');
 });
