@@ -12,6 +12,7 @@ import { loggerOptions } from './logging.js';
 import { answerClientError, registerProblemDetails, sendProblem } from './problem-details.js';
 import { EventPublisher } from './publishing/event-publisher.js';
 import { callbackRoutes } from './routes/callbacks.js';
+import { demoRoutes } from './routes/demo.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { openapiRoutes } from './routes/openapi.js';
@@ -127,6 +128,7 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
   tokenRoutes(app, context);
   jobRoutes(app, context);
   callbackRoutes(app, context);
+  demoRoutes(app, context);
 
   app.addHook('onClose', async () => {
     registry.close();

@@ -36,7 +36,8 @@ export function callbackRoutes(app: App, context: RouteContext): void {
   const { jobs, publisher, signatures, config } = context;
   const dedupeSeconds = Math.max(MIN_CALLBACK_DEDUPE_SECONDS, config.historyTtlSeconds);
 
-  void app.register(async (scope) => {
+  // A named plugin: its name is what the tracing instrumentation calls the handler's span.
+  void app.register(async function callbackRoute(scope) {
     // Keep the raw text for signature checks, then parse with Fastify's own (poisoning-safe) parser.
     const parseJson = scope.getDefaultJsonParser('error', 'error');
     scope.removeContentTypeParser('application/json');
@@ -57,6 +58,8 @@ export function callbackRoutes(app: App, context: RouteContext): void {
     scope.post('/v1/callbacks/:correlationId', { schema: { params: Type.Object({ correlationId: Type.String() }) } }, async (request, reply) => {
       const job = request.job as Job;
       const { correlationId } = job;
+      // Every line about this event names its job (and, when traced, its trace).
+      request.log = request.log.child({ correlationId });
       signatures?.verify(request.rawBody ?? '', request.headers);
 
       const type = header(request, 'x-event-type') ?? DEFAULT_CALLBACK_TYPE;
@@ -80,7 +83,7 @@ export function callbackRoutes(app: App, context: RouteContext): void {
       if (!published.duplicate || !job.callbacks.some((callback) => callback.eventId === published.id)) {
         await jobs.recordCallback(correlationId, { eventId: published.id, type, receivedAt, receivers: published.receivers }, statusOf(payload));
       }
-      request.log.info({ correlationId, eventId: published.id, receivers: published.receivers, duplicate: published.duplicate }, 'callback accepted');
+      request.log.info({ eventId: published.id, receivers: published.receivers, duplicate: published.duplicate }, 'callback accepted');
       return reply.code(202).send({ eventId: published.id, receivers: published.receivers, duplicate: published.duplicate });
     });
   });

@@ -1,0 +1,49 @@
+// nginx without Docker (`npm run demo`, the tests): fills in nginx.conf.template the way the nginx
+// image's envsubst step does in docker-compose.yml, and runs nginx inside one directory of its
+// own — config, pid, logs and temp files — so it needs no root and leaves nothing behind.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const TEMPLATE = readFileSync(new URL('./nginx.conf.template', import.meta.url), 'utf8');
+const PLACEHOLDER = /\$\{([A-Z_]+)\}/g;
+
+/** Every `${NAME}` the template uses (docker-compose.yml must set each one for the nginx image). */
+export const TEMPLATE_VARIABLES = [...new Set([...TEMPLATE.matchAll(PLACEHOLDER)].map((match) => match[1]))];
+
+/**
+ * @typedef {object} NginxSettings
+ * @property {string} listen      `127.0.0.1:8080`
+ * @property {string[]} replicas  Switchboard replicas as `host:port`
+ * @property {string} worker      the demo worker as `host:port`
+ * @property {string} accessLog   a path, or `off`
+ */
+
+/** @param {NginxSettings} settings @returns {string} the nginx.conf text */
+export function renderNginxConfig({ listen, replicas, worker, accessLog }) {
+  const values = {
+    LISTEN: listen,
+    SWITCHBOARD_SERVERS: replicas.map((address) => `server ${address};`).join(' '),
+    WORKER_SERVER: `server ${worker};`,
+    ACCESS_LOG: accessLog,
+  };
+  return TEMPLATE.replace(PLACEHOLDER, (_, name) => {
+    // A placeholder left in would reach nginx as an unknown variable: fail here, by name.
+    if (!(name in values)) throw new Error(`nginx.conf.template uses \${${name}}, which local.mjs does not fill in`);
+    return values[name];
+  });
+}
+
+/**
+ * Writes the config into `dir` and returns the arguments that run nginx in the foreground
+ * (`daemon off`, so the caller owns the process) with `dir` as its prefix. Add `-t` to only
+ * check the config. `-e` (nginx 1.19.5+) keeps even start-up errors out of /var/log/nginx.
+ * @param {string} dir an empty directory the caller removes afterwards
+ * @param {NginxSettings} settings
+ * @returns {string[]}
+ */
+export function prepareNginx(dir, settings) {
+  mkdirSync(join(dir, 'temp'), { recursive: true });
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(conf, renderNginxConfig(settings));
+  return ['-p', `${dir}/`, '-c', conf, '-e', join(dir, 'error.log'), '-g', `daemon off; pid ${join(dir, 'nginx.pid')};`];
+}

@@ -1,0 +1,55 @@
+// The demo page is served always; its helper endpoints exist only with DEMO_MODE=true, because
+// each gives away what production must not (a token without a key, where a user's streams are).
+import t from 'tap';
+import { buildApp } from '../../src/app.js';
+import { StreamTokens } from '../../src/auth/stream-tokens.js';
+import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
+import { loadConfig } from '../../src/config.js';
+import { MemoryJobStore } from '../../src/jobs/memory-job-store.js';
+import type { TeardownHost } from '../helpers/redis-server.js';
+
+async function replica(t: TeardownHost, env: Record<string, string>) {
+  const { config } = loadConfig({ LOG_LEVEL: 'silent', REPLICA_ID: 'demo-test', ...env });
+  const jobs = new MemoryJobStore();
+  const { app } = buildApp(config, {
+    backplane: new MemoryBackplane({ historyMaxLen: 10, historyTtlSeconds: 60 }),
+    jobs,
+    closeJobs: () => jobs.close(),
+  });
+  t.teardown(() => app.close());
+  await app.ready();
+  return { app, config };
+}
+
+t.test('the page and its files are served with demo mode off, behind a strict CSP', async (t) => {
+  const { app: off } = await replica(t, {});
+  for (const [url, type] of [['/', /^text\/html/], ['/demo.js', /^text\/javascript/], ['/demo.css', /^text\/css/]] as const) {
+    const response = await off.inject({ method: 'GET', url });
+    t.equal(response.statusCode, 200, `GET ${url}`);
+    t.match(response.headers['content-type'], type, `${url} content type`);
+    t.match(response.headers['content-security-policy'], /default-src 'none'; script-src 'self'/, `${url} CSP`);
+  }
+});
+
+t.test('with demo mode off the helper endpoints do not exist', async (t) => {
+  const { app: off } = await replica(t, {});
+  const token = await off.inject({ method: 'POST', url: '/demo/token', payload: { userId: 'alice' } });
+  t.equal(token.statusCode, 404, 'POST /demo/token: 404');
+  t.equal(token.json().code, 'not_found', 'as an unknown route');
+  t.equal((await off.inject({ method: 'GET', url: '/demo/streams/alice' })).statusCode, 404, 'GET /demo/streams/:userId: 404');
+});
+
+t.test('with demo mode on: a token for any user, and this replica\'s stream count', async (t) => {
+  const { app: on, config } = await replica(t, { DEMO_MODE: 'true' });
+  const minted = await on.inject({ method: 'POST', url: '/demo/token', payload: { userId: 'alice' } });
+  t.equal(minted.statusCode, 201, 'POST /demo/token without a key: 201');
+  t.equal(new StreamTokens(config.streamTokenSecret).check(minted.json().token).userId, 'alice', 'a valid subscriber token for the user');
+
+  const refused = await on.inject({ method: 'POST', url: '/demo/token', payload: { userId: 'not valid!' } });
+  t.equal(refused.statusCode, 400, 'a bad user id is refused');
+  t.equal(refused.json().code, 'invalid_user_id', 'with the registry code');
+
+  const streams = await on.inject({ method: 'GET', url: '/demo/streams/alice' });
+  t.same(streams.json(), { replicaId: 'demo-test', streams: 0 }, 'which replica answered, and how many streams of the user it holds');
+  t.equal((await on.inject({ method: 'GET', url: '/demo/streams/not%20valid' })).json().code, 'invalid_user_id', 'a bad user id is refused');
+});

@@ -1,0 +1,112 @@
+// The demo's parts beside the replicas, for tests: nginx with the shipped config and the demo
+// worker. Both are real processes, tracked by the reaper so they never outlive the test process,
+// and killed at teardown.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { prepareNginx } from '../../deploy/nginx/local.mjs';
+import { getJson } from '../helpers/http.js';
+import { trackChild, trackDir, untrackDir } from '../helpers/reaper.js';
+import type { TeardownHost } from '../helpers/redis-server.js';
+import { REPO_ROOT } from '../helpers/replica.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+export const NGINX = '/usr/sbin/nginx';
+
+export interface NginxSettings {
+  /** Port to listen on, on 127.0.0.1. */
+  port: number;
+  /** Switchboard replicas as host:port. */
+  replicas: string[];
+  /** The demo worker as host:port. */
+  worker: string;
+}
+
+export interface RunningProcess {
+  readonly pid: number;
+  /** Every stdout and stderr line so far. */
+  readonly output: string[];
+  /** Rejects when the process exits, with its output: race it against a wait for readiness. */
+  readonly exited: Promise<never>;
+}
+
+/** A directory of its own for one nginx (config, pid, logs, temp files), removed at teardown. */
+async function nginxDir(t: TeardownHost): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'switchboard-nginx-'));
+  trackDir(dir);
+  t.teardown(async () => {
+    await rm(dir, { recursive: true, force: true });
+    untrackDir(dir);
+  });
+  return dir;
+}
+
+/** `nginx -t` on the shipped template filled in with these settings: status and output. */
+export async function checkNginxConfig(t: TeardownHost, settings: NginxSettings): Promise<{ status: number | null; output: string }> {
+  const args = prepareNginx(await nginxDir(t), nginxSettings(settings));
+  const result = spawnSync(NGINX, ['-t', ...args], { encoding: 'utf8', timeout: 10_000 });
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+/**
+ * nginx in the foreground with the shipped config; resolves once it proxies GET /healthz.
+ * It runs as one process (`master_process off`): a master killed with SIGKILL leaves its workers
+ * running, and the reaper that cleans up after a crashed test kills only the pids it knows.
+ */
+export async function startNginx(t: TeardownHost, settings: NginxSettings): Promise<RunningProcess & { url: string }> {
+  const args = prepareNginx(await nginxDir(t), nginxSettings(settings));
+  args[args.indexOf('-g') + 1] += ' master_process off;';
+  const url = `http://127.0.0.1:${settings.port}`;
+  const nginx = launch(t, NGINX, args, process.env);
+  await untilReady(nginx, `${url}/healthz`);
+  return { ...nginx, url };
+}
+
+/**
+ * The demo worker (deploy/worker/worker.mjs) on a port it picks itself; resolves with that port
+ * once the worker answers /healthz. Its Switchboard URL need not answer yet.
+ */
+export async function startWorker(t: TeardownHost, env: Record<string, string>): Promise<RunningProcess & { port: number }> {
+  const worker = launch(t, process.execPath, ['deploy/worker/worker.mjs'], { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env });
+  const listening = waitFor(() => worker.output.map((line) => /^worker listening on [\d.]+:(\d+)$/.exec(line)?.[1]).find(Boolean), {
+    timeoutMs: 30_000,
+    label: 'the worker says where it listens',
+  });
+  listening.catch(() => {});
+  const port = Number(await Promise.race([listening, worker.exited]));
+  await untilReady(worker, `http://127.0.0.1:${port}/healthz`);
+  return { ...worker, port };
+}
+
+/** Waits for `url` to answer 200; fails at once, with the output, if the process exits first. */
+async function untilReady(running: RunningProcess, url: string): Promise<void> {
+  const ready = waitFor(async () => (await getJson(url, { timeoutMs: 2000 })).status === 200, { timeoutMs: 30_000, label: `GET ${url}` });
+  ready.catch(() => {}); // when the exit wins the race, the wait's own failure comes later and says less
+  await Promise.race([ready, running.exited]);
+}
+
+function nginxSettings({ port, replicas, worker }: NginxSettings) {
+  return { listen: `127.0.0.1:${port}`, replicas, worker, accessLog: 'off' };
+}
+
+function launch(t: TeardownHost, command: string, args: string[], env: NodeJS.ProcessEnv): RunningProcess {
+  const child: ChildProcess = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  trackChild(child);
+  const output: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.setEncoding('utf8');
+    stream?.on('data', (text: string) => output.push(...text.split('\n').filter(Boolean)));
+  }
+  const exit = new Promise<never>((_, reject) => {
+    child.once('exit', (code, signal) => reject(new Error(`${command} exited (${signal ?? `code ${code}`}): ${output.join('\n')}`)));
+    child.once('error', (err) => reject(new Error(`${command} could not run: ${err.message}`)));
+  });
+  exit.catch(() => {});
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exit.catch(() => {});
+  });
+  if (child.pid === undefined) throw new Error(`${command} did not start`);
+  return { pid: child.pid, output, exited: exit };
+}
