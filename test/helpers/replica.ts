@@ -20,7 +20,7 @@ export interface StartReplicaOptions {
   port?: number
   /** Extra node arguments placed before the script, e.g. ['--max-old-space-size=64']. */
   nodeArgs?: string[]
-  /** Bound on waiting for the "listening" log line (default 10000 ms). */
+  /** Bound on waiting for the "listening" log line (default 30000 ms: a replica starts in about a second, but a shared 2-core host under load has taken over 10 s). */
   timeoutMs?: number
   /** Script to run instead of dist/main.js (for testing the harness itself). */
   entry?: string
@@ -229,7 +229,7 @@ class ReplicaImpl implements Replica {
     if (!existsSync(entry)) {
       throw new Error(`startReplica: ${entry} does not exist; build first (npm run build, or npm test which runs pretest)`)
     }
-    const timeoutMs = this.opts.timeoutMs ?? 10_000
+    const timeoutMs = this.opts.timeoutMs ?? 30_000
     this.env.PORT = String(this._port)
     const mark = this.logs.length
     const child = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), entry], {
