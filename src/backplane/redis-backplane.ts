@@ -23,6 +23,8 @@ interface ScriptCommands {
 
 /** Channels per SUBSCRIBE/UNSUBSCRIBE command when many change at once. */
 const CHANNELS_PER_COMMAND = 500;
+/** How long boot waits for the subscriber's first SUBSCRIBE to be confirmed. */
+const FIRST_SUBSCRIBE_TIMEOUT_MS = 15_000;
 /** The probe is late (the subscriber deaf) after this many intervals without it arriving. */
 const PROBE_MISSES_BEFORE_DEAF = 3;
 
@@ -87,7 +89,12 @@ export class RedisBackplane implements Backplane {
     } finally {
       this.publisher.off('error', remember);
     }
-    await this.firstSubscribed;
+    // A replica that cannot hear Redis must fail at boot (and be restarted), never hang unready.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis did not confirm the subscriber within ${FIRST_SUBSCRIBE_TIMEOUT_MS} ms`)), FIRST_SUBSCRIBE_TIMEOUT_MS);
+    });
+    await Promise.race([this.firstSubscribed, timeout]).finally(() => clearTimeout(timer));
     this.probeTimer = setInterval(() => this.sendProbe(), this.options.probeIntervalMs).unref();
     this.sendProbe();
   }
