@@ -50,6 +50,14 @@ export class RedisBackplane implements Backplane {
   private readonly probe: ChannelName;
   private probeTimer: NodeJS.Timeout | undefined;
   private lastProbeAtMs = 0;
+  /**
+   * When this replica first processed Redis' answer to a probe PUBLISH that it has not heard back
+   * since. Both the answer and the message reach this one event loop, so a starved loop delays
+   * both alike: only a path that takes answers but not messages looks deaf, never a busy replica.
+   */
+  private unheardProbeSinceMs: number | undefined;
+  private probesSent = 0;
+  private lastProbeHeard = 0;
   /** True once the subscriber's channels are confirmed after its latest (re)connect. */
   private subscriberReady = false;
   private hasSubscribedBefore = false;
@@ -208,6 +216,8 @@ export class RedisBackplane implements Backplane {
   private receive(channel: string, payload: string): void {
     if (channel === this.probe) {
       this.lastProbeAtMs = Date.now();
+      this.lastProbeHeard = Math.max(this.lastProbeHeard, Number(payload) || 0);
+      this.unheardProbeSinceMs = undefined;
       return;
     }
     const message = parseWireMessage(channel as ChannelName, payload);
@@ -229,6 +239,7 @@ export class RedisBackplane implements Backplane {
     this.subscriberReady = true;
     // The probe may have been missed while away; count the path as alive again from now.
     this.lastProbeAtMs = Date.now();
+    this.unheardProbeSinceMs = undefined;
     if (!this.hasSubscribedBefore) {
       this.hasSubscribedBefore = true;
       this.resolveFirstSubscribed();
@@ -246,16 +257,25 @@ export class RedisBackplane implements Backplane {
   }
 
   private sendProbe(): void {
-    if (this.probeAgeMs() > this.options.probeIntervalMs * PROBE_MISSES_BEFORE_DEAF && this.subscriberReady) {
-      // Connected by every sign ioredis has, yet deaf: rebuild the connection, which resubscribes
-      // and catches up from history.
-      this.options.logger.warn({ probeAgeMs: this.probeAgeMs() }, 'subscriber stopped hearing its probe; reconnecting');
+    const unheardMs = this.unheardProbeSinceMs === undefined ? 0 : Date.now() - this.unheardProbeSinceMs;
+    if (unheardMs > this.options.probeIntervalMs * PROBE_MISSES_BEFORE_DEAF && this.subscriberReady) {
+      // Redis keeps taking the probe, yet the subscriber never hears it: connected by every sign
+      // ioredis has, but deaf. Rebuild the connection, which resubscribes and catches up.
+      this.options.logger.warn({ probeAgeMs: this.probeAgeMs(), unheardMs }, 'subscriber stopped hearing its probe; reconnecting');
+      this.unheardProbeSinceMs = undefined;
       this.markLost();
       this.subscriber.disconnect(true);
     }
-    this.publisher.publish(this.probe, String(Date.now())).catch(() => {
-      // Redis unreachable: readiness already reflects it through the probe's age.
-    });
+    const probe = ++this.probesSent;
+    this.publisher.publish(this.probe, String(probe)).then(
+      () => {
+        // The answer can be processed after the message itself: only a probe not yet heard counts.
+        if (this.lastProbeHeard < probe) this.unheardProbeSinceMs ??= Date.now();
+      },
+      () => {
+        // Redis unreachable or frozen: readiness already reflects it through the probe's age.
+      },
+    );
   }
 
   /**
