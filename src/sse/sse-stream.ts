@@ -215,10 +215,10 @@ export class SseStream {
       this.write(event.whole);
       return event.whole.length;
     }
-    const idLine = encodeIdLine(this.cursor());
-    this.write(idLine);
-    this.write(event.body);
-    return idLine.length + event.body.length;
+    // One write per event: two would double Node's per-chunk HTTP work for every stream.
+    const chunk = Buffer.concat([Buffer.from(encodeIdLine(this.cursor())), event.body]);
+    this.write(chunk);
+    return chunk.length;
   }
 
   private write(chunk: Buffer | string): void {
