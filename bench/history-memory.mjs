@@ -1,6 +1,7 @@
 // What HISTORY_MAX_LEN costs in Redis memory: fill one channel's history with N events of a
 // typical size through the real publish script, then ask Redis (MEMORY USAGE … SAMPLES 0).
-// Usage: node bench/history-memory.mjs   (needs `npm run build` and redis-server on PATH)
+// Usage: node bench/history-memory.mjs [--json]   (needs `npm run build` and redis-server on PATH)
+// `npm run bench` runs it as its "history" scenario with --json and puts the table in its report.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
@@ -45,6 +46,10 @@ for (const size of SIZES) {
 await probe.quit();
 server.kill('SIGKILL');
 await once(server, 'exit');
+if (process.argv.includes('--json')) {
+  console.log(JSON.stringify(rows));
+  process.exit(0);
+}
 console.log('| HISTORY_MAX_LEN | event data | entries kept | Redis memory per channel | per entry |');
 console.log('| ---: | --- | ---: | ---: | ---: |');
 for (const r of rows) {
