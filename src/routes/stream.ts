@@ -7,7 +7,7 @@ import { topicChannel, userChannel } from '../backplane/channels.js';
 import { SwitchboardError } from '../errors.js';
 import { planResume } from '../history/resume.js';
 import { isValidTopic, isValidUserId, MAX_TOPICS_PER_STREAM } from '../identifiers.js';
-import { encodeRetry } from '../sse/encoder.js';
+import { encodeComment, encodeRetry } from '../sse/encoder.js';
 import { SseStream, type StreamEndReason } from '../sse/sse-stream.js';
 import { startReplaySpan } from '../telemetry/tracing.js';
 
@@ -145,7 +145,7 @@ export function jitter(retryMs: number): number {
 
 function retryElsewhere(response: ServerResponse, headers: Record<string, string>, retryMs: number, reason: string): void {
   response.writeHead(200, headers);
-  response.end(`${encodeRetry(retryMs)}: ${reason}\n\n`);
+  response.end(encodeRetry(retryMs) + encodeComment(reason));
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { ChannelMessage } from '../backplane/backplane.js';
 import type { ChannelName } from '../backplane/channels.js';
 import { comparePositions, formatSegment, joinSegments, ZERO_POSITION, type Position } from '../history/cursor.js';
-import { encodeEventBody, encodeIdLine, encodeRetry } from './encoder.js';
+import { encodeComment, encodeEventBody, encodeIdLine, encodeRetry } from './encoder.js';
 
 /** Why a stream ended; logged and counted. */
 export type StreamEndReason = 'client_closed' | 'slow_client' | 'auth_expired' | 'draining' | 'not_ready';
@@ -111,12 +111,12 @@ export class SseStream {
     if (this.opened || this.ended) return;
     this.opened = true;
     this.response.writeHead(200, this.options.head);
-    this.response.write(`${encodeRetry(this.options.retryMs)}: connected\n\n`);
+    this.response.write(encodeRetry(this.options.retryMs) + encodeComment('connected'));
   }
 
   /** Tells the client its view may have a gap and it should refetch ground truth. */
   reset(cause: ResetCause): void {
-    this.write(`: ${cause}\n` + encodeIdLine(this.cursor()) + encodeEventBody('reset', RESET_DATA));
+    this.write(encodeComment(cause) + encodeIdLine(this.cursor()) + encodeEventBody('reset', RESET_DATA));
     this.options.onReset(cause);
   }
 
