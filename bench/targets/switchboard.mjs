@@ -1,10 +1,8 @@
 // Switchboard as shipped: Redis plus three replicas (`node dist/main.js`), configured only through
 // the environment, as in production. Streams of the idle scenario all go to replica 0.
-import { openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startRedis } from '../lib/redis.mjs';
-import { freePort, spawnServer, stopServer, waitHttpOk } from '../lib/procs.mjs';
+import { startNodeFleet } from './node-fleet.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SECRET = 'bench-stream-token-secret-0123456789';
@@ -21,22 +19,22 @@ export const info = {
  *   root: the checkout whose dist/ runs (a --ref snapshot or this work tree); nodeArgs lets the
  *   profile pass add --cpu-prof / --heapsnapshot-signal.
  */
-export async function start({ logDir, replicas = 3, nodeArgs = [], root = ROOT, cwd = root }) {
-  const log = openSync(join(logDir, 'switchboard.log'), 'a');
-  const redis = await startRedis(join(logDir, 'redis.log'));
-  const children = [];
-  const ports = [];
-  try {
-    for (let r = 0; r < replicas; r++) {
-      const port = await freePort();
-      const child = spawnServer(process.execPath, [...nodeArgs, join(root, 'dist/main.js')], {
+export function start({ logDir, replicas = 3, nodeArgs = [], root = ROOT, cwd = root }) {
+  return startNodeFleet(
+    {
+      logDir,
+      logName: 'switchboard.log',
+      replicas,
+      readyPath: '/readyz',
+      stopGraceMs: 12000,
+      spawn: (port, replica, redisUrl) => ({
+        args: [...nodeArgs, join(root, 'dist/main.js')],
         cwd,
-        log,
         env: {
-          REDIS_URL: redis.url,
+          REDIS_URL: redisUrl,
           PORT: String(port),
           HOST: '127.0.0.1',
-          REPLICA_ID: `bench-r${r}`,
+          REPLICA_ID: `bench-r${replica}`,
           STREAM_TOKEN_SECRET: SECRET,
           PUBLISH_API_KEY: API_KEY,
           LOG_LEVEL: 'warn',
@@ -46,30 +44,8 @@ export async function start({ logDir, replicas = 3, nodeArgs = [], root = ROOT, 
           HISTORY_MAX_LEN: '1000',
           OTEL_SDK_DISABLED: 'true',
         },
-      });
-      children.push(child);
-      ports.push(port);
-    }
-    await Promise.all(children.map((c, r) => waitHttpOk(ports[r], '/readyz', 20000, c)));
-  } catch (err) {
-    await Promise.all(children.map((c) => stopServer(c)));
-    await redis.stop();
-    throw err;
-  }
-  return {
-    ...info,
-    ctx: { secret: SECRET, apiKey: API_KEY },
-    streamPorts: ports,
-    publishPorts: ports,
-    idlePorts: [ports[0]],
-    children,
-    idlePids: () => [children[0].pid],
-    serverPids: () => [...children.map((c) => c.pid), redis.pid],
-    redisPid: redis.pid,
-    redisPort: redis.port,
-    async stop() {
-      await Promise.all(children.map((c) => stopServer(c, 12000)));
-      await redis.stop();
+      }),
     },
-  };
+    { ...info, ctx: { secret: SECRET, apiKey: API_KEY } },
+  );
 }
