@@ -1,6 +1,6 @@
 import type { FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
-import { traceFieldsReader } from './telemetry/log-fields.js';
+import { traceFieldsReader } from './telemetry/handoff.js';
 
 /** Query parameters that carry secrets; their values never reach a log line. */
 const SECRET_QUERY_NAMES = new Set(['token', 'access_token']);

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { ConfigError, loadConfig, type LoadedConfig } from './config.js';
 import { loggerOptions } from './logging.js';
-import { shutdownTelemetry } from './telemetry/shutdown.js';
+import { shutdownTelemetry } from './telemetry/handoff.js';
 
 /** The executable: load config, build the app, listen, drain on SIGTERM. Nothing else. */
 async function main(): Promise<void> {

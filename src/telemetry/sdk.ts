@@ -4,14 +4,14 @@ import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import type { TelemetrySettings } from '../config.js';
-import { installTraceFields, type TraceFields } from './log-fields.js';
+import type { StartedTelemetry, TraceFields } from './handoff.js';
 
 /**
  * Starts the OpenTelemetry SDK (loaded by start.ts only when an exporter is configured). The
  * exporter, endpoint, protocol, sampler and batching come from the standard OTEL_* variables.
- * Returns the flush-and-stop function main.ts calls before exit.
+ * Returns what the app needs of it: the flush main.ts calls before exit, the log lines' trace ids.
  */
-export function startSdk(settings: TelemetrySettings): () => Promise<void> {
+export function startSdk(settings: TelemetrySettings): StartedTelemetry {
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({ 'service.name': settings.serviceName, 'service.instance.id': settings.replicaId }),
     // One metrics stack: prom-client at GET /metrics. Logs are pino lines on stdout carrying
@@ -35,8 +35,7 @@ export function startSdk(settings: TelemetrySettings): () => Promise<void> {
     ],
   });
   sdk.start();
-  installTraceFields(activeTraceFields);
-  return () => sdk.shutdown();
+  return { flush: () => sdk.shutdown(), traceFields: activeTraceFields };
 }
 
 /** Health probes and scrapes are noise; a stream lives for hours, so its span would never end. */

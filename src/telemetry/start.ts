@@ -3,12 +3,12 @@
 // the API's no-op, and log lines carry no trace fields.
 import { register } from 'node:module';
 import { telemetrySettings } from '../config.js';
-import { onTelemetryShutdown } from './shutdown.js';
+import { handOver } from './handoff.js';
 
 const settings = telemetrySettings();
 if (settings.tracing) {
   // Without this loader hook, modules imported from ESM (fastify, ioredis) are not instrumented.
   register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
   const { startSdk } = await import('./sdk.js');
-  onTelemetryShutdown(startSdk(settings));
+  handOver(startSdk(settings));
 }

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import t from 'tap';
 import { loadConfig } from '../../src/config.js';
 import { loggerOptions, redactUrl } from '../../src/logging.js';
-import { installTraceFields } from '../../src/telemetry/log-fields.js';
+import { handOver } from '../../src/telemetry/handoff.js';
 import { isUntraced, pathOf } from '../../src/telemetry/sdk.js';
 
 const { config } = loadConfig({ REPLICA_ID: 'r-log' });
@@ -43,7 +43,7 @@ t.test('a logged request shows its URL redacted and none of its headers', async 
 t.test('trace ids appear on log lines only once tracing installed a reader', async (t) => {
   t.notOk('mixin' in loggerOptions(config), 'tracing off: no mixin at all');
   let active = true;
-  installTraceFields(() => (active ? { trace_id: 'a'.repeat(32), span_id: 'b'.repeat(16) } : {}));
+  handOver({ flush: async () => {}, traceFields: () => (active ? { trace_id: 'a'.repeat(32), span_id: 'b'.repeat(16) } : {}) });
   const { stream, lines } = capture();
   const logger = pino(loggerOptions(config), stream);
   logger.info({ correlationId: 'c1' }, 'inside a span');
