@@ -2,11 +2,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { compileErrors, dereference, parse, validate } from '@readme/openapi-parser';
 import t from 'tap';
-import { buildApp } from '../../src/app.js';
-import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
-import { loadConfig } from '../../src/config.js';
 import { ERRORS } from '../../src/errors.js';
-import { MemoryJobStore } from '../../src/jobs/memory-job-store.js';
+import { inProcessApp } from '../helpers/in-process-app.js';
 
 /**
  * openapi.yaml is the published contract: it must be a valid OpenAPI 3.1 document, describe
@@ -20,15 +17,7 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
 
 type Json = Record<string, unknown>;
 
-const { config } = loadConfig({ LOG_LEVEL: 'silent' });
-const jobs = new MemoryJobStore();
-const { app } = buildApp(config, {
-  backplane: new MemoryBackplane({ historyMaxLen: 100, historyTtlSeconds: 60 }),
-  jobs,
-  closeJobs: () => jobs.close(),
-});
-t.teardown(() => app.close());
-await app.ready();
+const { app } = await inProcessApp(t);
 
 /** `/v1/jobs/{correlationId}` → `/v1/jobs/:correlationId` (Fastify's notation). */
 const toFastifyPath = (path: string): string => path.replace(/\{([^}/]+)\}/g, ':$1');

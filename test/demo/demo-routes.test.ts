@@ -1,25 +1,10 @@
 // The demo page is served always; its helper endpoints exist only with DEMO_MODE=true, because
 // each gives away what production must not (a token without a key, where a user's streams are).
 import t from 'tap';
-import { buildApp } from '../../src/app.js';
 import { StreamTokens } from '../../src/auth/stream-tokens.js';
-import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
-import { loadConfig } from '../../src/config.js';
-import { MemoryJobStore } from '../../src/jobs/memory-job-store.js';
-import type { TeardownHost } from '../helpers/redis-server.js';
+import { inProcessApp } from '../helpers/in-process-app.js';
 
-async function replica(t: TeardownHost, env: Record<string, string>) {
-  const { config } = loadConfig({ LOG_LEVEL: 'silent', REPLICA_ID: 'demo-test', ...env });
-  const jobs = new MemoryJobStore();
-  const { app } = buildApp(config, {
-    backplane: new MemoryBackplane({ historyMaxLen: 10, historyTtlSeconds: 60 }),
-    jobs,
-    closeJobs: () => jobs.close(),
-  });
-  t.teardown(() => app.close());
-  await app.ready();
-  return { app, config };
-}
+const replica = (t: Parameters<typeof inProcessApp>[0], env: Record<string, string>) => inProcessApp(t, { REPLICA_ID: 'demo-test', ...env });
 
 t.test('the page and its files are served with demo mode off, behind a strict CSP', async (t) => {
   const { app: off } = await replica(t, {});
