@@ -17,6 +17,7 @@ export async function throughput(stack, fleet, { steps, durationMs, users, loadP
   for (const concurrency of steps) {
     const pids = stack.serverPids();
     const cpu0 = sumCpu(pids);
+    const redisCpu0 = stack.redisPid === undefined ? 0 : sumCpu([stack.redisPid]);
     const load0 = sumCpu(loadPids);
     const c0 = await fleet.counts();
     const t0 = performance.now();
@@ -24,6 +25,7 @@ export async function throughput(stack, fleet, { steps, durationMs, users, loadP
     const c1 = await waitForEvents(fleet, c0.events + pub.ok * streams, { quietMs: 1000 });
     const seconds = (performance.now() - t0) / 1000;
     const cpu = sumCpu(pids) - cpu0;
+    const redisCpu = stack.redisPid === undefined ? null : sumCpu([stack.redisPid]) - redisCpu0;
     const delivered = c1.events - c0.events;
     const step = {
       concurrency,
@@ -34,6 +36,8 @@ export async function throughput(stack, fleet, { steps, durationMs, users, loadP
       eventsPerSec: delivered / seconds,
       serverCpuSeconds: cpu,
       serverCores: cpu / seconds,
+      // Where the server CPU went: Redis' share (null for a target without its own Redis).
+      redisCpuShare: redisCpu === null || cpu <= 0 ? null : redisCpu / cpu,
       eventsPerCpuSecond: cpu > 0 ? delivered / cpu : null,
       loadCores: (sumCpu(loadPids) - load0) / seconds,
     };
