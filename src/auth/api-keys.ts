@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { SwitchboardError } from '../errors.js';
 
 /**
@@ -35,4 +35,5 @@ export function bearer(authorization: string | undefined): string | undefined {
   return match?.[1];
 }
 
-const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+// One-shot hash: a Hash object per publish showed in the benchmark's CPU profile.
+const digest = (value: string): Buffer => hash('sha256', value, 'buffer');

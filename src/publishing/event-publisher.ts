@@ -2,7 +2,7 @@ import type { Backplane } from '../backplane/backplane.js';
 import type { ChannelName } from '../backplane/channels.js';
 import { channelTag, formatSegment } from '../history/cursor.js';
 import type { AcceptRoute, Metrics } from '../telemetry/metrics.js';
-import { endWithError, startPublishSpan, traceContextOf, withSpan } from '../telemetry/tracing.js';
+import { endWithError, isTracing, startPublishSpan, traceContextOf, withSpan } from '../telemetry/tracing.js';
 
 export interface EventToPublish {
   type: string;
@@ -26,8 +26,9 @@ export interface Published {
 
 /**
  * The one path from an accepted request to the backplane, for publish routes and callbacks alike.
- * It opens the PRODUCER span whose context travels with the event, so each replica's delivery
- * joins the same trace.
+ * With tracing on it opens the PRODUCER span whose context travels with the event, so each
+ * replica's delivery joins the same trace; with tracing off it skips the span work altogether
+ * (the no-op span, its attributes and context switch cost ~4% of a publish in the profile).
  */
 export class EventPublisher {
   constructor(
@@ -37,6 +38,18 @@ export class EventPublisher {
   ) {}
 
   async publish(channel: ChannelName, event: EventToPublish, origin: PublishOrigin): Promise<Published> {
+    const published = isTracing() ? await this.publishTraced(channel, event, origin) : await this.send(channel, event, undefined);
+    if (published.duplicate) {
+      this.metrics.duplicates.inc({ route: origin.route });
+    } else {
+      this.metrics.eventsAccepted.inc({ route: origin.route });
+      if (published.receivers === 0) this.metrics.zeroReceivers.inc({ route: origin.route });
+    }
+    return published;
+  }
+
+  /** The publish inside its PRODUCER span, whose context travels with the event. */
+  private async publishTraced(channel: ChannelName, event: EventToPublish, origin: PublishOrigin): Promise<Published> {
     const span = startPublishSpan({
       'messaging.destination.name': channel,
       'switchboard.replica_id': this.replicaId,
@@ -44,24 +57,9 @@ export class EventPublisher {
       'switchboard.event_type': event.type,
       ...(origin.correlationId === undefined ? {} : { 'switchboard.correlation_id': origin.correlationId }),
     });
-    const tc = traceContextOf(span);
     let published: Published;
     try {
-      const result = await withSpan(span, () =>
-        this.backplane.publish({
-          channel,
-          header: tc === undefined ? { t: event.type, a: Date.now() } : { t: event.type, a: Date.now(), tc },
-          dataJson: JSON.stringify(event.data),
-          ...(event.idempotencyKey === undefined
-            ? {}
-            : { idempotencyKey: event.idempotencyKey, idempotencyTtlSeconds: event.idempotencyTtlSeconds }),
-        }),
-      );
-      published = {
-        id: formatSegment(channelTag(channel), result.epoch, result.position),
-        receivers: result.receivers,
-        duplicate: result.duplicate,
-      };
+      published = await withSpan(span, () => this.send(channel, event, traceContextOf(span)));
     } catch (err) {
       endWithError(span, err);
       throw err;
@@ -72,12 +70,22 @@ export class EventPublisher {
       'switchboard.duplicate': published.duplicate,
     });
     span.end();
-    if (published.duplicate) {
-      this.metrics.duplicates.inc({ route: origin.route });
-    } else {
-      this.metrics.eventsAccepted.inc({ route: origin.route });
-      if (published.receivers === 0) this.metrics.zeroReceivers.inc({ route: origin.route });
-    }
     return published;
+  }
+
+  private async send(channel: ChannelName, event: EventToPublish, tc: Record<string, string> | undefined): Promise<Published> {
+    const result = await this.backplane.publish({
+      channel,
+      header: tc === undefined ? { t: event.type, a: Date.now() } : { t: event.type, a: Date.now(), tc },
+      dataJson: JSON.stringify(event.data),
+      ...(event.idempotencyKey === undefined
+        ? {}
+        : { idempotencyKey: event.idempotencyKey, idempotencyTtlSeconds: event.idempotencyTtlSeconds }),
+    });
+    return {
+      id: formatSegment(channelTag(channel), result.epoch, result.position),
+      receivers: result.receivers,
+      duplicate: result.duplicate,
+    };
   }
 }

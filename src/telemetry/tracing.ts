@@ -1,4 +1,5 @@
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { traceFieldsReader } from './handoff.js';
 
 /**
  * Thin tracing helpers. Without a configured exporter the SDK is never started (see start.ts) and
@@ -6,6 +7,9 @@ import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, ty
  */
 export const TRACER_NAME = 'switchboard';
 const tracer = trace.getTracer(TRACER_NAME);
+
+/** True when start.ts started the SDK (an exporter is configured): spans are worth building. */
+export const isTracing = (): boolean => traceFieldsReader() !== undefined;
 
 export const SPAN_PUBLISH = 'switchboard.publish';
 export const SPAN_DELIVER = 'switchboard.deliver';
