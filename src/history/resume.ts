@@ -33,12 +33,19 @@ export async function planResume(
   const reads = await Promise.all(
     stream.channels.map(async (channel, index) => {
       const from = cursor?.get(stream.tags[index] as string);
-      return { channel, index, from, read: await backplane.readHistory(channel, from?.position, replayLimit) };
+      // Nothing to replay here: a channel this replica already hears live starts where it is,
+      // without a history read (10k streams joining one topic read it once, not 10k times).
+      const live = from === undefined ? registry.liveStart(channel) : undefined;
+      return { channel, index, from, live, read: live === undefined ? await backplane.readHistory(channel, from?.position, replayLimit) : undefined };
     }),
   );
   const replay: ChannelMessage[] = [];
   let matchedAny = false;
-  for (const { channel, index, from, read } of reads) {
+  for (const { channel, index, from, live, read } of reads) {
+    if (read === undefined) {
+      if (live !== undefined) stream.setPosition(index, live.epoch, live.position, formatPosition(live.position));
+      continue;
+    }
     let start = { position: read.last, text: read.lastText };
     if (from !== undefined) {
       matchedAny = true;

@@ -59,7 +59,10 @@ export function streamRoutes(app: App, context: RouteContext): void {
     }
 
     const channels = [userChannel(userId), ...topics.map(topicChannel)];
-    let expiryTimer: NodeJS.Timeout | undefined;
+    // The stream outlives the request: its callbacks keep only what they log, not `request`
+    // (with its logger, query and headers), which would stay alive as long as the stream.
+    const log = app.log;
+    const reqId = request.id;
     const stream = new SseStream(response, {
       userId,
       channels,
@@ -67,11 +70,11 @@ export function streamRoutes(app: App, context: RouteContext): void {
       maxBufferedBytes: config.streamMaxBufferedBytes,
       head: headers,
       retryMs: config.retryMs,
+      expiresAtMs: grant.expiresAtMs,
       onEnd: (ended: SseStream, reason: StreamEndReason) => {
-        clearTimeout(expiryTimer);
         registry.detach(ended);
         metrics.streamsEnded.inc({ reason });
-        if (reason !== 'client_closed') request.log.info({ userId, reason }, 'stream ended');
+        if (reason !== 'client_closed') log.info({ reqId, userId, reason }, 'stream ended');
       },
       onReset: (cause) => metrics.resets.inc({ cause }),
     });
@@ -81,7 +84,7 @@ export function streamRoutes(app: App, context: RouteContext): void {
       await withTimeout(registry.attach(stream), OPEN_TIMEOUT_MS);
       plan = await withTimeout(planResume(stream, cursorText, backplane, registry, registry.replayLimit), OPEN_TIMEOUT_MS);
     } catch (err) {
-      request.log.warn({ err, userId }, 'stream could not be opened; asking the client to retry');
+      log.warn({ reqId, err, userId }, 'stream could not be opened; asking the client to retry');
       stream.end('not_ready', jitter(config.retryMs));
       return;
     }
@@ -91,11 +94,6 @@ export function streamRoutes(app: App, context: RouteContext): void {
     if (plan.reset !== undefined) stream.reset(plan.reset);
     if (plan.replay.length > 0) await replay(stream, plan.replay, context);
     stream.goLive();
-    if (stream.isEnded) return;
-    expiryTimer = setTimeout(
-      () => stream.end('auth_expired', undefined, { type: 'auth-expired', dataJson: '{"reason":"token_expired"}' }),
-      Math.min(Math.max(grant.expiresAtMs - Date.now(), 0), MAX_TIMER_MS),
-    ).unref();
   });
 }
 
@@ -119,9 +117,6 @@ async function replay(stream: SseStream, messages: readonly ChannelMessage[], { 
   span.setAttribute('switchboard.bytes_written', bytes);
   span.end();
 }
-
-/** setTimeout's ceiling (~24.8 days); tokens live at most a day. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function parseTopics(raw: string | undefined): string[] {
   if (raw === undefined || raw === '') return [];

@@ -43,12 +43,15 @@ export interface SseStreamOptions {
   head: Record<string, string>;
   /** The reconnect hint sent on open. */
   retryMs: number;
+  /** When the stream's token expires: the registry's sweep then calls `expire()`. */
+  expiresAtMs: number;
   onEnd: (stream: SseStream, reason: StreamEndReason) => void;
   onReset: (cause: ResetCause) => void;
 }
 
 const HEARTBEAT = Buffer.from(':\n\n');
 const RESET_DATA = '{"reason":"history_gap"}';
+const AUTH_EXPIRED = { type: 'auth-expired', dataJson: '{"reason":"token_expired"}' };
 
 /**
  * One open SSE response. It writes only whole events, never blocks the replica on a slow client
@@ -88,6 +91,15 @@ export class SseStream {
 
   get isEnded(): boolean {
     return this.ended;
+  }
+
+  get expiresAtMs(): number {
+    return this.options.expiresAtMs;
+  }
+
+  /** The token expired: say so and end; the client must come back with a fresh token. */
+  expire(): void {
+    this.end('auth_expired', undefined, AUTH_EXPIRED);
   }
 
   /** Where this stream stands in a channel's history before anything is written. */

@@ -33,11 +33,15 @@ export interface StreamRegistryOptions {
   replayLimit: number;
 }
 
+const SUBSCRIBED = Promise.resolve();
+
 /** Channels whose history is read at once during a catch-up (each read has a ~1 s timeout). */
 const CATCH_UP_CONCURRENCY = 64;
 /** Tries of one channel's catch-up read before its streams are told of a possible gap. */
 const CATCH_UP_ATTEMPTS = 4;
 const CATCH_UP_RETRY_BASE_MS = 250;
+/** How often streams are checked for an expired token. */
+const EXPIRY_SWEEP_MS = 1000;
 
 /**
  * The replica's one map of channel → open streams, and the only code that subscribes or
@@ -56,6 +60,7 @@ export class StreamRegistry {
   private subscribeBatch: Promise<void> | undefined;
   private releaseTimer: NodeJS.Timeout | undefined;
   private readonly heartbeatTimer: NodeJS.Timeout;
+  private readonly expiryTimer: NodeJS.Timeout;
   /** Bumped on every subscriber break, so a catch-up overtaken by a newer break stops. */
   private breaks = 0;
 
@@ -71,6 +76,12 @@ export class StreamRegistry {
     this.heartbeatTimer = setInterval(() => {
       for (const stream of this.all) stream.heartbeat();
     }, options.heartbeatMs).unref();
+    // One sweep for every stream's token expiry rather than a timer per stream (memory per idle
+    // stream). Tokens expire on whole seconds, so a second's sweep is precise enough.
+    this.expiryTimer = setInterval(() => {
+      const now = Date.now();
+      for (const stream of this.all) if (stream.expiresAtMs <= now) stream.expire();
+    }, EXPIRY_SWEEP_MS).unref();
   }
 
   get replayLimit(): number {
@@ -135,6 +146,17 @@ export class StreamRegistry {
         this.scheduleRelease();
       }
     }
+  }
+
+  /**
+   * Where a new stream without a cursor for `channel` can start without reading history: the
+   * newest position this replica has seen, when the channel is subscribed and its subscriber has
+   * not broken since (every later event then reaches the stream live). Undefined otherwise.
+   */
+  liveStart(channel: ChannelName): { epoch: string; position: Position } | undefined {
+    const entry = this.channels.get(channel);
+    if (entry === undefined || !entry.confirmed || entry.held !== undefined) return undefined;
+    return entry.seen;
   }
 
   /** Records where a newly attached stream starts, if nothing newer has been seen. */
@@ -222,6 +244,7 @@ export class StreamRegistry {
 
   close(): void {
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.expiryTimer);
     clearTimeout(this.releaseTimer);
   }
 
@@ -238,6 +261,8 @@ export class StreamRegistry {
     return this.subscribeBatch.then(
       () => {
         entry.confirmed = true;
+        // The batch's promise is shared by many channels; each keeps only the settled constant.
+        entry.subscribed = SUBSCRIBED;
       },
       (err: unknown) => {
         entry.subscribed = undefined;
