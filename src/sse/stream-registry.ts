@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Backplane, ChannelMessage, HistoryRead } from '../backplane/backplane.js';
 import type { ChannelName } from '../backplane/channels.js';
-import { channelTag, comparePositions, formatSegment, type Position } from '../history/cursor.js';
+import { channelTag, comparePositions, formatPosition, formatSegment, ZERO_POSITION, type Position } from '../history/cursor.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { startDeliverSpan, startReplaySpan, withSpan } from '../telemetry/tracing.js';
 import { encodeEventBody, encodeIdLine } from './encoder.js';
@@ -329,9 +329,16 @@ export class StreamRegistry {
       }
       // Broken again meanwhile (the next round takes over, `held` kept), or released.
       if (round !== this.breaks || this.channels.get(channel) !== entry) return;
+      const cut = read !== undefined && isCut(read.entries.length, this.options.replayLimit, read.entries.at(-1)?.positionText, read.lastText);
       if (read === undefined) {
         for (const stream of entry.streams) stream.skipTo(channel, undefined, 'catch_up_failed');
-      } else if (read.epoch === seen.epoch && !read.trimmed && !isCut(read.entries.length, this.options.replayLimit, read.entries.at(-1)?.positionText, read.lastText)) {
+      } else if (read.epoch === seen.epoch && !read.trimmed && !cut) {
+        this.replayCaughtUp(channel, read.entries);
+      } else if (read.epoch !== seen.epoch && !cut) {
+        // The history was lost (Redis restarted empty): the gap is everything before the new
+        // history, and what the new history already holds came after it — written after the reset.
+        for (const stream of entry.streams) stream.skipTo(channel, { epoch: read.epoch, position: ZERO_POSITION, positionText: formatPosition(ZERO_POSITION) }, 'history_lost');
+        entry.seen = { epoch: read.epoch, position: ZERO_POSITION };
         this.replayCaughtUp(channel, read.entries);
       } else {
         const to = { epoch: read.epoch, position: read.last, positionText: read.lastText };
