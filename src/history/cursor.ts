@@ -70,7 +70,10 @@ export function channelTag(channel: string): string {
 
 export const formatSegment = (tag: string, epoch: string, position: string): string => `${tag}.${epoch}.${position}`;
 
-export const joinSegments = (segments: readonly string[]): string => segments.join('_');
+/** Between the segments of a multi-channel id. */
+export const SEGMENT_SEPARATOR = '_';
+
+export const joinSegments = (segments: readonly string[]): string => segments.join(SEGMENT_SEPARATOR);
 
 export interface CursorEntry {
   epoch: string;

@@ -32,7 +32,7 @@ export async function planResume(
   let reset: ResetCause | undefined = cursorText !== undefined && cursor === undefined ? 'invalid_cursor' : undefined;
   const reads = await Promise.all(
     stream.channels.map(async (channel, index) => {
-      const from = cursor?.get(stream.tags[index] as string);
+      const from = cursor?.get(stream.tagAt(index));
       // Nothing to replay here: a channel this replica already hears live starts where it is,
       // without a history read (10k streams joining one topic read it once, not 10k times).
       const live = from === undefined ? registry.liveStart(channel) : undefined;

@@ -41,8 +41,7 @@ export function streamRoutes(app: App, context: RouteContext): void {
     const topics = parseTopics(request.query.topics);
     const grant = tokens.check(bearer(request.headers.authorization) ?? request.query.token);
     if (grant.userId !== userId) throw new SwitchboardError('token_user_mismatch');
-    const refused = topics.find((topic) => !grant.topics.includes(topic));
-    if (refused !== undefined) throw new SwitchboardError('topic_not_granted', `The token does not grant topic "${refused}".`);
+    checkGranted(topics, grant.topics);
     if (registry.streamsOfUser(userId) >= config.maxConnectionsPerUser) {
       throw new SwitchboardError('too_many_streams', `At most ${config.maxConnectionsPerUser} open streams per user on one replica.`);
     }
@@ -116,6 +115,15 @@ async function replay(stream: SseStream, messages: readonly ChannelMessage[], { 
   metrics.replayedEvents.inc(messages.length);
   span.setAttribute('switchboard.bytes_written', bytes);
   span.end();
+}
+
+/**
+ * Throws unless the token grants every topic. A function of its own, not an arrow inside the
+ * handler: an arrow there capturing `grant` would keep it alive as long as the stream's callbacks.
+ */
+function checkGranted(topics: readonly string[], granted: readonly string[]): void {
+  const refused = topics.find((topic) => !granted.includes(topic));
+  if (refused !== undefined) throw new SwitchboardError('topic_not_granted', `The token does not grant topic "${refused}".`);
 }
 
 function parseTopics(raw: string | undefined): string[] {
