@@ -177,6 +177,21 @@ for (const [name, setup] of Object.entries(implementations)) {
       t.same([again.epoch, again.position], [first.epoch, first.position], 'the duplicate answers the original epoch and position');
     });
 
+    t.test('reads asked for at once (as thousands of opening streams do) each get their own channel', async (t) => {
+      const backplane = await make(t, history);
+      // Some of them twice for the same channel.
+      const channels = Array.from({ length: 150 }, (_, i) => userChannel(`many-${name}-${i % 100}`));
+      const published = await Promise.all(channels.slice(0, 100).map((channel, i) => publishData(backplane, channel, i)));
+      const reads = await Promise.all(channels.map((channel) => backplane.readHistory(channel, ZERO_POSITION, 10)));
+      reads.forEach((read, i) => {
+        const own = published[i % 100]!;
+        t.equal(read.epoch, own.epoch, `read ${i}: its channel's epoch`);
+        t.same(read.entries.map((m) => [m.channel, m.dataJson]), [[channels[i], String(i % 100)]], `read ${i}: its channel's one event`);
+      });
+      const fresh = await Promise.all([1, 2, 3].map(() => backplane.readHistory(userChannel(`fresh-${name}`), undefined, 1)));
+      t.equal(new Set(fresh.map((read) => read.epoch)).size, 1, 'concurrent reads of a new channel agree on the epoch it got');
+    });
+
     t.test('epochs are per channel', async (t) => {
       const backplane = await make(t, history);
       const a = await backplane.readHistory(userChannel(`ep-a-${name}`), undefined, 1);
