@@ -221,7 +221,7 @@ export class StreamRegistry {
     try {
       const segment = formatSegment(tag, message.epoch, message.positionText);
       const body = encodeEventBody(message.header.t, message.dataJson);
-      return { message, segment, body: Buffer.from(body), whole: Buffer.from(encodeIdLine(segment) + body) };
+      return { message, segment, body, bodyBytes: Buffer.byteLength(body), whole: Buffer.from(encodeIdLine(segment) + body) };
     } catch (err) {
       this.metrics.droppedMessages.inc();
       this.logger.warn({ err, channel: message.channel }, 'dropped an event that cannot be encoded');
