@@ -34,7 +34,7 @@ export async function planResume(
     stream.channels.map(async (channel, index) => {
       const from = cursor?.get(stream.tagAt(index));
       // Nothing to replay here: a channel this replica already hears live starts where it is,
-      // without a history read (10k streams joining one topic read it once, not 10k times).
+      // without a history read (10k streams joining one topic read it once per replica).
       const live = from === undefined ? registry.liveStart(channel) : undefined;
       return { channel, index, from, live, read: live === undefined ? await backplane.readHistory(channel, from?.position, replayLimit) : undefined };
     }),

@@ -33,6 +33,7 @@ export interface StreamRegistryOptions {
   replayLimit: number;
 }
 
+/** What a channel keeps once its subscribe is confirmed: one settled promise shared by all. */
 const SUBSCRIBED = Promise.resolve();
 
 /** Channels whose history is read at once during a catch-up (each read has a ~1 s timeout). */
