@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { withTimeout } from '../deadline.js';
 import { backplaneUnavailable } from '../errors.js';
 import { formatPosition, newEpoch, parsePosition, ZERO_POSITION, type Position } from '../history/cursor.js';
 import type { Backplane, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
@@ -98,11 +99,7 @@ export class RedisBackplane implements Backplane {
       this.publisher.off('error', remember);
     }
     // A replica that cannot hear Redis must fail at boot (and be restarted), never hang unready.
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`Redis did not confirm the subscriber within ${FIRST_SUBSCRIBE_TIMEOUT_MS} ms`)), FIRST_SUBSCRIBE_TIMEOUT_MS);
-    });
-    await Promise.race([this.firstSubscribed, timeout]).finally(() => clearTimeout(timer));
+    await withTimeout(this.firstSubscribed, FIRST_SUBSCRIBE_TIMEOUT_MS, 'the subscriber\'s first SUBSCRIBE');
     this.probeTimer = setInterval(() => this.sendProbe(), this.options.probeIntervalMs).unref();
     this.sendProbe();
   }

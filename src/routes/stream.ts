@@ -4,6 +4,7 @@ import type { App, RouteContext } from '../app.js';
 import type { ChannelMessage } from '../backplane/backplane.js';
 import { bearer } from '../auth/api-keys.js';
 import { topicChannel, userChannel } from '../backplane/channels.js';
+import { withTimeout } from '../deadline.js';
 import { SwitchboardError } from '../errors.js';
 import { planResume } from '../history/resume.js';
 import { isValidTopic, isValidUserId, MAX_TOPICS_PER_STREAM } from '../identifiers.js';
@@ -80,8 +81,8 @@ export function streamRoutes(app: App, context: RouteContext): void {
 
     let plan;
     try {
-      await withTimeout(registry.attach(stream), OPEN_TIMEOUT_MS);
-      plan = await withTimeout(planResume(stream, cursorText, backplane, registry, registry.replayLimit), OPEN_TIMEOUT_MS);
+      await withTimeout(registry.attach(stream), OPEN_TIMEOUT_MS, 'subscribing the stream\'s channels');
+      plan = await withTimeout(planResume(stream, cursorText, backplane, registry, registry.replayLimit), OPEN_TIMEOUT_MS, 'reading history');
     } catch (err) {
       log.warn({ reqId, err, userId }, 'stream could not be opened; asking the client to retry');
       stream.end('not_ready', jitter(config.retryMs));
@@ -149,12 +150,4 @@ export function jitter(retryMs: number): number {
 function retryElsewhere(response: ServerResponse, headers: Record<string, string>, retryMs: number, reason: string): void {
   response.writeHead(200, headers);
   response.end(encodeRetry(retryMs) + encodeComment(reason));
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
