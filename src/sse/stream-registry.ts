@@ -330,20 +330,20 @@ export class StreamRegistry {
       }
       // Broken again meanwhile (the next round takes over, `held` kept), or released.
       if (round !== this.breaks || this.channels.get(channel) !== entry) return;
-      const cut = read !== undefined && isCut(read.entries.length, this.options.replayLimit, read.entries.at(-1)?.positionText, read.lastText);
+      const lost = read !== undefined && read.epoch !== seen.epoch;
       if (read === undefined) {
         for (const stream of entry.streams) stream.skipTo(channel, undefined, 'catch_up_failed');
-      } else if (read.epoch === seen.epoch && !read.trimmed && !cut) {
-        this.replayCaughtUp(channel, read.entries);
-      } else if (read.epoch !== seen.epoch && !cut) {
-        // The history was lost (Redis restarted empty): the gap is everything before the new
-        // history, and what the new history already holds came after it — written after the reset.
-        for (const stream of entry.streams) stream.skipTo(channel, { epoch: read.epoch, position: ZERO_POSITION, positionText: formatPosition(ZERO_POSITION) }, 'history_lost');
-        entry.seen = { epoch: read.epoch, position: ZERO_POSITION };
-        this.replayCaughtUp(channel, read.entries);
+      } else if ((lost || !read.trimmed) && !isCut(read.entries.length, this.options.replayLimit, read.entries.at(-1)?.positionText, read.lastText)) {
+        if (lost) {
+          // The history was lost (Redis restarted empty): the gap is everything before the new
+          // history, and what the new history already holds came after it — written after the reset.
+          for (const stream of entry.streams) stream.skipTo(channel, { epoch: read.epoch, position: ZERO_POSITION, positionText: formatPosition(ZERO_POSITION) }, 'history_lost');
+          entry.seen = { epoch: read.epoch, position: ZERO_POSITION };
+        }
+        this.replayCaughtUp(channel, entry, read.entries);
       } else {
         const to = { epoch: read.epoch, position: read.last, positionText: read.lastText };
-        for (const stream of entry.streams) stream.skipTo(channel, to, read.epoch === seen.epoch ? 'history_trimmed' : 'history_lost');
+        for (const stream of entry.streams) stream.skipTo(channel, to, lost ? 'history_lost' : 'history_trimmed');
         entry.seen = { epoch: read.epoch, position: read.last };
       }
     }
@@ -361,10 +361,7 @@ export class StreamRegistry {
   }
 
   /** Writes what the subscriber missed on one channel, inside one replay span linked to the events' producers. */
-  private replayCaughtUp(channel: ChannelName, messages: readonly ChannelMessage[]): void {
-    // Looked up again: the channel may have been released, or held anew, during the history read.
-    const entry = this.channels.get(channel);
-    if (entry === undefined) return;
+  private replayCaughtUp(channel: ChannelName, entry: ChannelEntry, messages: readonly ChannelMessage[]): void {
     const span = startReplaySpan(
       'catch_up',
       messages.flatMap((message) => (message.header.tc === undefined ? [] : [message.header.tc])),

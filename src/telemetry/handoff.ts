@@ -19,6 +19,11 @@ export function handOver(telemetry: StartedTelemetry): void {
   started = telemetry;
 }
 
+/** True once start.ts started the SDK (an exporter is configured). */
+export function tracingStarted(): boolean {
+  return started !== undefined;
+}
+
 /** The reader of the active span's ids, or undefined when tracing is off. */
 export function traceFieldsReader(): (() => TraceFields) | undefined {
   return started?.traceFields;

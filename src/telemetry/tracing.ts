@@ -1,5 +1,5 @@
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
-import { traceFieldsReader } from './handoff.js';
+import { tracingStarted } from './handoff.js';
 
 /**
  * Thin tracing helpers. Without a configured exporter the SDK is never started (see start.ts) and
@@ -9,7 +9,7 @@ export const TRACER_NAME = 'switchboard';
 const tracer = trace.getTracer(TRACER_NAME);
 
 /** True when start.ts started the SDK (an exporter is configured): spans are worth building. */
-export const isTracing = (): boolean => traceFieldsReader() !== undefined;
+export const isTracing = tracingStarted;
 
 export const SPAN_PUBLISH = 'switchboard.publish';
 export const SPAN_DELIVER = 'switchboard.deliver';
