@@ -70,10 +70,8 @@ export function channelTag(channel: string): string {
 
 export const formatSegment = (tag: string, epoch: string, position: string): string => `${tag}.${epoch}.${position}`;
 
-/** Between the segments of a multi-channel id. */
+/** Between the segments of a multi-channel id (SseStream.cursor joins them). */
 export const SEGMENT_SEPARATOR = '_';
-
-export const joinSegments = (segments: readonly string[]): string => segments.join(SEGMENT_SEPARATOR);
 
 export interface CursorEntry {
   epoch: string;
@@ -83,7 +81,7 @@ export interface CursorEntry {
 /** Reads an id we made: tag → (epoch, position). Undefined when it is not one of ours. */
 export function parseCursor(text: string): Map<string, CursorEntry> | undefined {
   if (text.length === 0 || text.length > MAX_CURSOR_LENGTH) return undefined;
-  const parts = text.split('_');
+  const parts = text.split(SEGMENT_SEPARATOR);
   if (parts.length > MAX_TOPICS_PER_STREAM + 1) return undefined;
   const entries = new Map<string, CursorEntry>();
   for (const part of parts) {
