@@ -33,6 +33,15 @@ function excluded(node, byId, parent) {
   return false;
 }
 
+/** A .cpuprofile with its nodes by id and each node's parent id. */
+function loadProfile(file) {
+  const profile = JSON.parse(readFileSync(file, 'utf8'));
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  return { profile, byId, parent };
+}
+
 /**
  * For samples whose own frame is `leaf` (e.g. writeUtf8String), which application or library
  * frame called it: the nearest frame outside node's internals. Says who pays for a native cost.
@@ -41,10 +50,7 @@ export function callersOf(files, leaf, top = 10, window) {
   const out = new Map();
   let all = 0;
   for (const file of files) {
-    const profile = JSON.parse(readFileSync(file, 'utf8'));
-    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-    const parent = new Map();
-    for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    const { profile, byId, parent } = loadProfile(file);
     let at = profile.startTime;
     profile.samples.forEach((sid, i) => {
       at += profile.timeDeltas[i] ?? 0;
@@ -75,10 +81,7 @@ export function analyzeCpuProfiles(files, top = 25, window) {
   let totalUs = 0;
   let excludedUs = 0;
   for (const file of files) {
-    const profile = JSON.parse(readFileSync(file, 'utf8'));
-    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-    const parent = new Map();
-    for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    const { profile, byId, parent } = loadProfile(file);
     const { samples, timeDeltas } = profile;
     let at = profile.startTime;
     for (let i = 0; i < samples.length; i++) {
