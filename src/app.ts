@@ -10,6 +10,7 @@ import { SwitchboardError } from './errors.js';
 import type { JobStore } from './jobs/job-store.js';
 import { loggerOptions } from './logging.js';
 import { answerClientError, registerProblemDetails, sendProblem } from './problem-details.js';
+import { firstPageEntries } from './history/pages.js';
 import { EventPublisher } from './publishing/event-publisher.js';
 import { callbackRoutes } from './routes/callbacks.js';
 import { demoRoutes } from './routes/demo.js';
@@ -95,7 +96,8 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
     {
       heartbeatMs: config.heartbeatMs,
       unsubscribeDebounceMs: config.unsubscribeDebounceMs,
-      replayLimit: replayLimit(config.historyMaxLen),
+      heldLimit: heldLimit(config.historyMaxLen),
+      firstPageEntries: firstPageEntries(config.maxBodyBytes),
     },
     app.log as Logger,
     metrics,
@@ -150,9 +152,10 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
 }
 
 /**
- * Most history entries one resume reads per channel. `MAXLEN ~` may keep somewhat more than
- * HISTORY_MAX_LEN, so allow some slack; the floor keeps a tiny history useful.
+ * Live messages a channel holds back while it catches up after a subscriber break; past it, the
+ * channel's streams are told of a gap. About what history keeps (`MAXLEN ~` may keep somewhat
+ * more than HISTORY_MAX_LEN), with a floor that keeps a tiny history useful.
  */
-export function replayLimit(historyMaxLen: number): number {
+function heldLimit(historyMaxLen: number): number {
   return Math.max(100, Math.ceil(historyMaxLen * 1.5));
 }

@@ -33,6 +33,10 @@ const EnvSchema = Type.Object({
   // Tunables beyond the contract; defaults suit production.
   UNSUBSCRIBE_DEBOUNCE_MS: Type.Integer({ default: 2000, minimum: 0 }),
   STREAM_MAX_BUFFERED_BYTES: Type.Integer({ default: 1024 * 1024, minimum: 1024 }),
+  STREAM_DRAIN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 2_147_483_647 }),
+  MAX_CONCURRENT_RESUMES: Type.Integer({ default: 256, minimum: 1 }),
+  MAX_CONCURRENT_RESUMES_PER_USER: Type.Integer({ default: 4, minimum: 1 }),
+  REPLAY_BYTES_PER_SECOND: Type.Integer({ default: 16 * 1024 * 1024, minimum: 64 * 1024 }),
   PROBE_INTERVAL_MS: Type.Integer({ default: 2000, minimum: 100 }),
   DEMO_MODE: Type.Boolean({ default: false }),
 });
@@ -63,6 +67,13 @@ export interface Config {
   readonly logLevel: LogLevel;
   readonly unsubscribeDebounceMs: number;
   readonly streamMaxBufferedBytes: number;
+  /** A replay that waits this long for its client to read is cut as a slow client. */
+  readonly streamDrainTimeoutMs: number;
+  /** Resumes (streams opened with a cursor, until their replay is written) at once, per replica and per user. */
+  readonly maxConcurrentResumes: number;
+  readonly maxConcurrentResumesPerUser: number;
+  /** History all of this replica's resumes may replay per second, together. */
+  readonly replayBytesPerSecond: number;
   readonly probeIntervalMs: number;
   readonly demoMode: boolean;
 }
@@ -134,6 +145,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     logLevel: parsed.LOG_LEVEL,
     unsubscribeDebounceMs: parsed.UNSUBSCRIBE_DEBOUNCE_MS,
     streamMaxBufferedBytes: parsed.STREAM_MAX_BUFFERED_BYTES,
+    streamDrainTimeoutMs: parsed.STREAM_DRAIN_TIMEOUT_MS,
+    maxConcurrentResumes: parsed.MAX_CONCURRENT_RESUMES,
+    maxConcurrentResumesPerUser: parsed.MAX_CONCURRENT_RESUMES_PER_USER,
+    replayBytesPerSecond: parsed.REPLAY_BYTES_PER_SECOND,
     probeIntervalMs: parsed.PROBE_INTERVAL_MS,
     demoMode: parsed.DEMO_MODE,
   };

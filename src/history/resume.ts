@@ -1,75 +1,96 @@
-import type { Backplane, ChannelMessage, HistoryRead } from '../backplane/backplane.js';
-import type { SseStream, ResetCause } from '../sse/sse-stream.js';
-import { isCut, type StreamRegistry } from '../sse/stream-registry.js';
-import { comparePositions, formatPosition, parseCursor, type CursorEntry } from './cursor.js';
+import type { Backplane, HistoryRead } from '../backplane/backplane.js';
+import type { ChannelName } from '../backplane/channels.js';
+import type { ResetCause, SseStream } from '../sse/sse-stream.js';
+import type { StreamRegistry } from '../sse/stream-registry.js';
+import { comparePositions, formatPosition, parseCursor, positionBefore, type CursorEntry, type Position } from './cursor.js';
+import { HistoryPager } from './pages.js';
+import { ChannelReplay } from './replay.js';
 
 export interface ResumePlan {
   /** Set when the client must refetch ground truth before trusting the events that follow. */
   reset: ResetCause | undefined;
-  /** History to write before going live, oldest first, across all the stream's channels. */
-  replay: ChannelMessage[];
+  /** The channels with history to write before going live, each holding its first page. */
+  replays: ChannelReplay[];
 }
 
 /**
  * Decides where a new stream starts in each of its channels and what it must replay. Called
  * after the stream's channels are subscribed (so nothing published from now on is missed) and
- * before anything is written: the live events queued meanwhile are merged after the replay,
+ * before any event is written: the live events queued meanwhile are merged after the replay,
  * minus what the replay already covered.
  *
  * A cursor is trusted only as far as history can prove it: a position from another epoch
  * (history lost), ahead of history, older than what history still holds, or an id that is not
  * ours or names none of this stream's channels (another user's) gives a `reset` and starts at the
- * newest position. Reads are bounded by `replayLimit` per channel, whatever the cursor says.
+ * newest position. Only each channel's first page is read here; the rest is read as the client
+ * takes it (replay.ts).
  */
 export async function planResume(
   stream: SseStream,
   cursorText: string | undefined,
   backplane: Backplane,
   registry: StreamRegistry,
-  replayLimit: number,
+  firstPageEntries: number,
 ): Promise<ResumePlan> {
   const cursor = cursorText === undefined ? undefined : parseCursor(cursorText);
   let reset: ResetCause | undefined = cursorText !== undefined && cursor === undefined ? 'invalid_cursor' : undefined;
-  const reads = await Promise.all(
-    stream.channels.map(async (channel, index) => {
+  const replays: ChannelReplay[] = [];
+  let matchedAny = false;
+  const starts = await Promise.all(
+    stream.channels.map(async (channel, index): Promise<Start> => {
       const from = cursor?.get(stream.tagAt(index));
-      // Nothing to replay here: a channel this replica already hears live starts where it is,
-      // without a history read (10k streams joining one topic read it once per replica).
-      const live = from === undefined ? registry.liveStart(channel) : undefined;
-      return { channel, index, from, live, read: live === undefined ? await backplane.readHistory(channel, from?.position, replayLimit) : undefined };
+      if (from === undefined) return freshStart(stream, channel, backplane, registry);
+      matchedAny = true;
+      const pager = new HistoryPager(backplane, channel, from.position, firstPageEntries);
+      const read = await pager.next();
+      const cause = judge(from, read);
+      if (cause !== undefined) {
+        reset ??= cause;
+        return notBeforeHeard(stream, channel, { epoch: read.epoch, position: read.last });
+      }
+      if (read.entries.length > 0) replays.push(new ChannelReplay(channel, pager, read));
+      return { epoch: read.epoch, position: from.position };
     }),
   );
-  const replay: ChannelMessage[] = [];
-  let matchedAny = false;
-  for (const { channel, index, from, live, read } of reads) {
-    if (read === undefined) {
-      if (live !== undefined) stream.setPosition(index, live.epoch, live.position, formatPosition(live.position));
-      continue;
-    }
-    let start = { position: read.last, text: read.lastText };
-    if (from !== undefined) {
-      matchedAny = true;
-      const cause = judge(from, read, replayLimit);
-      if (cause === undefined) {
-        start = { position: from.position, text: formatPosition(from.position) };
-        replay.push(...read.entries);
-      } else {
-        reset ??= cause;
-      }
-    }
-    stream.setPosition(index, read.epoch, start.position, start.text);
-    registry.noteStart(channel, read.epoch, start.position);
-  }
+  starts.forEach((start, index) => {
+    stream.setPosition(index, start.epoch, start.position, formatPosition(start.position));
+    registry.noteStart(stream.channels[index] as ChannelName, start.epoch, start.position);
+  });
   if (cursor !== undefined && !matchedAny) reset ??= 'invalid_cursor';
-  replay.sort((a, b) => comparePositions(a.position, b.position));
-  return { reset, replay };
+  return { reset, replays };
 }
 
-function judge(from: CursorEntry, read: HistoryRead, replayLimit: number): ResetCause | undefined {
+interface Start {
+  epoch: string;
+  position: Position;
+}
+
+/**
+ * Where a stream without a cursor for `channel` starts: the newest position, from what this
+ * replica already hears live when it can (10k streams joining one topic read its history once
+ * per replica), else from history.
+ */
+async function freshStart(stream: SseStream, channel: ChannelName, backplane: Backplane, registry: StreamRegistry): Promise<Start> {
+  const live = registry.liveStart(channel);
+  if (live !== undefined) return notBeforeHeard(stream, channel, live);
+  const read = await backplane.readHistory(channel, undefined, 1);
+  return notBeforeHeard(stream, channel, { epoch: read.epoch, position: read.last });
+}
+
+/**
+ * A start at the newest position, moved back before the first event the stream heard live since
+ * it attached, if the newest already includes it: the client may have seen the stream open and
+ * caused that event, so it must not be skipped.
+ */
+function notBeforeHeard(stream: SseStream, channel: ChannelName, newest: Start): Start {
+  const firstLive = stream.firstQueued(channel);
+  if (firstLive === undefined || firstLive.epoch !== newest.epoch || comparePositions(firstLive.position, newest.position) > 0) return newest;
+  return { epoch: newest.epoch, position: positionBefore(firstLive.position) };
+}
+
+function judge(from: CursorEntry, read: HistoryRead): ResetCause | undefined {
   if (from.epoch !== read.epoch) return 'history_lost';
   if (comparePositions(from.position, read.last) > 0) return 'invalid_cursor';
-  if (read.trimmed || isCut(read.entries.length, replayLimit, read.entries.at(-1)?.positionText, read.lastText)) {
-    return 'history_trimmed';
-  }
+  if (read.trimmed) return 'history_trimmed';
   return undefined;
 }

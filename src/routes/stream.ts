@@ -1,19 +1,16 @@
 import type { ServerResponse } from 'node:http';
 import Type from 'typebox';
 import type { App, RouteContext } from '../app.js';
-import type { ChannelMessage } from '../backplane/backplane.js';
 import { bearer } from '../auth/api-keys.js';
 import { topicChannel, userChannel } from '../backplane/channels.js';
-import { withTimeout } from '../deadline.js';
 import { SwitchboardError } from '../errors.js';
-import { planResume } from '../history/resume.js';
+import { firstPageEntries } from '../history/pages.js';
+import { ReplayBudget } from '../history/replay-budget.js';
 import { isValidTopic, isValidUserId, MAX_TOPICS_PER_STREAM } from '../identifiers.js';
 import { encodeComment, encodeRetry } from '../sse/encoder.js';
+import { ResumeGate } from '../sse/resume-gate.js';
 import { SseStream, type StreamEndReason } from '../sse/sse-stream.js';
-import { startReplaySpan } from '../telemetry/tracing.js';
-
-/** A stream whose channels are not subscribed and read by then is sent to retry elsewhere. */
-const OPEN_TIMEOUT_MS = 5000;
+import { openStream, type StreamOpenerDeps } from '../sse/stream-opener.js';
 
 const Query = Type.Object({
   token: Type.Optional(Type.String()),
@@ -21,10 +18,17 @@ const Query = Type.Object({
   lastEventId: Type.Optional(Type.String()),
 });
 
+/** Why a stream open was told to retry instead of opening; a metric label. */
+type DeferReason = 'draining' | 'full' | 'backplane_not_ready' | 'resume_limit';
+
+/** A stream without a cursor replays nothing, so it takes no resume slot. */
+const NO_SLOT = { release: (): void => {} };
+
 /**
  * GET /stream/:userId — the SSE stream. Conditions a retry cannot fix are answered with 4xx
- * (EventSource then stops for good); temporary ones (draining, full, backplane not ready) with
- * 200 + a jittered `retry:` + end, so the browser reconnects by itself, most likely elsewhere.
+ * (EventSource then stops for good); temporary ones (draining, full, backplane not ready, too many
+ * resumes at once) with 200 + a jittered `retry:` + end, so the browser reconnects by itself, most
+ * likely elsewhere. HEAD answers the same checks at once, with the stream's head and no stream.
  */
 export function streamRoutes(app: App, context: RouteContext): void {
   const { config, registry, backplane, tokens, lifecycle, metrics } = context;
@@ -35,6 +39,16 @@ export function streamRoutes(app: App, context: RouteContext): void {
     'x-accel-buffering': 'no',
     'x-replica-id': config.replicaId,
   };
+  const gate = new ResumeGate(config.maxConcurrentResumes, config.maxConcurrentResumesPerUser);
+  const opener: StreamOpenerDeps = {
+    registry,
+    backplane,
+    metrics,
+    log: app.log,
+    firstPageEntries: firstPageEntries(config.maxBodyBytes),
+    replayBudget: new ReplayBudget(config.replayBytesPerSecond),
+    retryMs: () => jitter(config.retryMs),
+  };
 
   app.get('/stream/:userId', { schema: { params: Type.Object({ userId: Type.String() }), querystring: Query } }, async (request, reply) => {
     const { userId } = request.params;
@@ -43,6 +57,7 @@ export function streamRoutes(app: App, context: RouteContext): void {
     const grant = tokens.check(bearer(request.headers.authorization) ?? request.query.token);
     if (grant.userId !== userId) throw new SwitchboardError('token_user_mismatch');
     checkGranted(topics, grant.topics);
+    if (request.method === 'HEAD') return reply.code(200).headers(headers).send();
     if (registry.streamsOfUser(userId) >= config.maxConnectionsPerUser) {
       throw new SwitchboardError('too_many_streams', `At most ${config.maxConnectionsPerUser} open streams per user on one replica.`);
     }
@@ -52,9 +67,18 @@ export function streamRoutes(app: App, context: RouteContext): void {
     reply.hijack();
     const response = reply.raw;
     response.socket?.setNoDelay(true);
-    const temporary = lifecycle.draining ? 'draining' : registry.streamCount >= config.maxConnections ? 'full' : !backplane.isReady() ? 'backplane not ready' : undefined;
-    if (temporary !== undefined) {
-      retryElsewhere(response, headers, jitter(config.retryMs), temporary);
+    const deferred: DeferReason | undefined = lifecycle.draining
+      ? 'draining'
+      : registry.streamCount >= config.maxConnections
+        ? 'full'
+        : !backplane.isReady()
+          ? 'backplane_not_ready'
+          : undefined;
+    const slot = deferred !== undefined ? undefined : cursorText === undefined ? NO_SLOT : gate.tryEnter(userId);
+    if (slot === undefined) {
+      const reason = deferred ?? 'resume_limit';
+      metrics.streamsDeferred.inc({ reason });
+      retryElsewhere(response, headers, jitter(config.retryMs), reason);
       return;
     }
 
@@ -68,6 +92,7 @@ export function streamRoutes(app: App, context: RouteContext): void {
       channels,
       tags: channels.map((channel) => registry.tagOf(channel)),
       maxBufferedBytes: config.streamMaxBufferedBytes,
+      drainTimeoutMs: config.streamDrainTimeoutMs,
       head: headers,
       retryMs: config.retryMs,
       expiresAtMs: grant.expiresAtMs,
@@ -78,44 +103,8 @@ export function streamRoutes(app: App, context: RouteContext): void {
       },
       onReset: (cause) => metrics.resets.inc({ cause }),
     });
-
-    let plan;
-    try {
-      await withTimeout(registry.attach(stream), OPEN_TIMEOUT_MS, 'subscribing the stream\'s channels');
-      plan = await withTimeout(planResume(stream, cursorText, backplane, registry, registry.replayLimit), OPEN_TIMEOUT_MS, 'reading history');
-    } catch (err) {
-      log.warn({ reqId, err, userId }, 'stream could not be opened; asking the client to retry');
-      stream.end('not_ready', jitter(config.retryMs));
-      return;
-    }
-    if (stream.isEnded) return;
-
-    stream.open();
-    if (plan.reset !== undefined) stream.reset(plan.reset);
-    if (plan.replay.length > 0) await replay(stream, plan.replay, context);
-    stream.goLive();
+    await openStream(stream, cursorText, opener, reqId, slot.release);
   });
-}
-
-/**
- * Writes a resume's history to the stream, paced by the client (a long replay waits for the
- * socket to drain rather than pile up past the slow-client bound), inside one replay span.
- */
-async function replay(stream: SseStream, messages: readonly ChannelMessage[], { registry, metrics }: RouteContext): Promise<void> {
-  const span = startReplaySpan(
-    'resume',
-    messages.flatMap((message) => (message.header.tc === undefined ? [] : [message.header.tc])),
-    { 'messaging.destination.name': stream.channels.join(','), 'switchboard.replayed_events': messages.length },
-  );
-  let bytes = 0;
-  for (const message of messages) {
-    const encoded = registry.encode(message, registry.tagOf(message.channel));
-    if (encoded !== undefined) bytes += await stream.replay(encoded);
-    if (stream.isEnded) break;
-  }
-  metrics.replayedEvents.inc(messages.length);
-  span.setAttribute('switchboard.bytes_written', bytes);
-  span.end();
 }
 
 /**
@@ -149,5 +138,5 @@ export function jitter(retryMs: number): number {
 
 function retryElsewhere(response: ServerResponse, headers: Record<string, string>, retryMs: number, reason: string): void {
   response.writeHead(200, headers);
-  response.end(encodeRetry(retryMs) + encodeComment(reason));
+  response.end(encodeRetry(retryMs) + encodeComment(reason.replaceAll('_', ' ')));
 }

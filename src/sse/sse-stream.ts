@@ -50,6 +50,8 @@ export interface SseStreamOptions {
   tags: readonly string[];
   /** Past this many bytes queued in the socket, the client is not reading: cut it. */
   maxBufferedBytes: number;
+  /** A replay waiting this long for the client to read is cut (see `drained`). */
+  drainTimeoutMs: number;
   /** The SSE response head (status 200), written by `open()`. */
   head: Record<string, string>;
   /** The reconnect hint sent on open. */
@@ -124,6 +126,11 @@ export class SseStream {
     cursor.segment = formatSegment(cursor.tag, epoch, positionText);
   }
 
+  /** The first live event of a channel heard since the stream attached, while it is still queued. */
+  firstQueued(channel: ChannelName): ChannelMessage | undefined {
+    return this.queued?.find((event) => event.message.channel === channel)?.message;
+  }
+
   /** The id a client sends back to resume exactly here. */
   cursor(): string {
     // Built in place (no array per event): multi-channel streams rebuild it for every event.
@@ -182,24 +189,37 @@ export class SseStream {
   }
 
   /**
-   * An event read from history during replay; resolves with the bytes written once the socket
-   * can take more. A client that stops reading mid-replay is still bounded: live events queued
-   * meanwhile and heartbeats count against `maxBufferedBytes`.
+   * An event read from history during replay, written at once; returns the bytes written. The
+   * replay reads its next page only after `drained()`, so what it writes stays within the
+   * slow-client bound, which replayed bytes count toward like any others.
    */
-  async replay(event: EncodedEvent): Promise<number> {
-    const written = this.writeEvent(event);
-    if (this.response.writableNeedDrain && !this.ended) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          this.response.off('drain', done);
-          this.response.off('close', done);
-          resolve();
-        };
-        this.response.on('drain', done);
-        this.response.on('close', done);
-      });
-    }
-    return written;
+  replay(event: EncodedEvent): number {
+    return this.writeEvent(event);
+  }
+
+  /**
+   * Resolves true once the socket has taken what was written, false if the stream ended instead.
+   * A client that takes nothing for `drainTimeoutMs` is cut like any slow reader: it would
+   * otherwise hold its replay (and the replica's resume slot) for as long as it likes.
+   */
+  async drained(): Promise<boolean> {
+    if (this.ended) return false;
+    if (!this.response.writableNeedDrain) return true;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(deadline);
+        this.response.off('drain', done);
+        this.response.off('close', done);
+        resolve();
+      };
+      const deadline = setTimeout(() => {
+        this.cut();
+        done();
+      }, this.options.drainTimeoutMs).unref();
+      this.response.on('drain', done);
+      this.response.on('close', done);
+    });
+    return !this.ended;
   }
 
   /** Replay is over: write what arrived meanwhile (minus what replay already wrote), then go live. */

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
-import type { Backplane, ChannelMessage, HistoryRead } from '../backplane/backplane.js';
+import type { Backplane, ChannelMessage } from '../backplane/backplane.js';
 import type { ChannelName } from '../backplane/channels.js';
 import { channelTag, comparePositions, formatPosition, formatSegment, ZERO_POSITION, type Position } from '../history/cursor.js';
+import { HistoryPager, type HistoryPage } from '../history/pages.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { startDeliverSpan, startReplaySpan, withSpan } from '../telemetry/tracing.js';
 import { encodeEventBody, encodeIdLine } from './encoder.js';
@@ -29,8 +30,10 @@ interface ChannelEntry {
 export interface StreamRegistryOptions {
   heartbeatMs: number;
   unsubscribeDebounceMs: number;
-  /** Most history entries read per channel when catching up after a resubscribe. */
-  replayLimit: number;
+  /** Live messages held per channel while it catches up after a resubscribe. */
+  heldLimit: number;
+  /** Entries in a catch-up's first history page (see history/pages.ts). */
+  firstPageEntries: number;
 }
 
 /** What a channel keeps once its subscribe is confirmed: one settled promise shared by all. */
@@ -83,10 +86,6 @@ export class StreamRegistry {
       const now = Date.now();
       for (const stream of this.all) if (stream.expiresAtMs <= now) stream.expire();
     }, EXPIRY_SWEEP_MS).unref();
-  }
-
-  get replayLimit(): number {
-    return this.options.replayLimit;
   }
 
   get streamCount(): number {
@@ -175,7 +174,7 @@ export class StreamRegistry {
     const entry = this.channels.get(message.channel);
     if (entry === undefined) return;
     if (entry.held !== undefined) {
-      if (entry.held.length < this.options.replayLimit) entry.held.push(message);
+      if (entry.held.length < this.options.heldLimit) entry.held.push(message);
       else entry.heldOverflow = message;
       return;
     }
@@ -318,33 +317,25 @@ export class StreamRegistry {
   private async catchUpChannel(channel: ChannelName, entry: ChannelEntry, round: number): Promise<void> {
     const seen = entry.seen;
     if (seen !== undefined && entry.streams.size > 0) {
-      let read: HistoryRead | undefined;
-      for (let attempt = 0; read === undefined && attempt < CATCH_UP_ATTEMPTS; attempt++) {
-        if (attempt > 0) await delay(CATCH_UP_RETRY_BASE_MS * 2 ** (attempt - 1));
-        if (round !== this.breaks) return;
-        try {
-          read = await this.backplane.readHistory(channel, seen.position, this.options.replayLimit);
-        } catch (err) {
-          this.logger.warn({ err, channel, attempt }, 'catch-up read failed');
-        }
-      }
+      const pager = new HistoryPager(this.backplane, channel, seen.position, this.options.firstPageEntries);
+      const overtaken = (): boolean => round !== this.breaks || this.channels.get(channel) !== entry;
+      const first = await this.readPage(pager, overtaken);
       // Broken again meanwhile (the next round takes over, `held` kept), or released.
-      if (round !== this.breaks || this.channels.get(channel) !== entry) return;
-      const lost = read !== undefined && read.epoch !== seen.epoch;
-      if (read === undefined) {
+      if (overtaken()) return;
+      if (first === undefined) {
         for (const stream of entry.streams) stream.skipTo(channel, undefined, 'catch_up_failed');
-      } else if ((lost || !read.trimmed) && !isCut(read.entries.length, this.options.replayLimit, read.entries.at(-1)?.positionText, read.lastText)) {
-        if (lost) {
-          // The history was lost (Redis restarted empty): the gap is everything before the new
-          // history, and what the new history already holds came after it — written after the reset.
-          for (const stream of entry.streams) stream.skipTo(channel, { epoch: read.epoch, position: ZERO_POSITION, positionText: formatPosition(ZERO_POSITION) }, 'history_lost');
-          entry.seen = { epoch: read.epoch, position: ZERO_POSITION };
-        }
-        this.replayCaughtUp(channel, entry, read.entries);
-      } else {
-        const to = { epoch: read.epoch, position: read.last, positionText: read.lastText };
-        for (const stream of entry.streams) stream.skipTo(channel, to, lost ? 'history_lost' : 'history_trimmed');
-        entry.seen = { epoch: read.epoch, position: read.last };
+      } else if (first.epoch !== seen.epoch) {
+        // The history was lost (Redis restarted empty): the gap is everything before the new
+        // history, and what the new history already holds came after it — written after the reset.
+        for (const stream of entry.streams) stream.skipTo(channel, { epoch: first.epoch, position: ZERO_POSITION, positionText: formatPosition(ZERO_POSITION) }, 'history_lost');
+        entry.seen = { epoch: first.epoch, position: ZERO_POSITION };
+        if (!(await this.replayCaughtUp(channel, entry, pager, first, overtaken))) return;
+      } else if (first.trimmed) {
+        const to = { epoch: first.epoch, position: first.last, positionText: first.lastText };
+        for (const stream of entry.streams) stream.skipTo(channel, to, 'history_trimmed');
+        entry.seen = { epoch: first.epoch, position: first.last };
+      } else if (!(await this.replayCaughtUp(channel, entry, pager, first, overtaken))) {
+        return;
       }
     }
     const held = entry.held ?? [];
@@ -360,26 +351,60 @@ export class StreamRegistry {
     }
   }
 
-  /** Writes what the subscriber missed on one channel, inside one replay span linked to the events' producers. */
-  private replayCaughtUp(channel: ChannelName, entry: ChannelEntry, messages: readonly ChannelMessage[]): void {
+  /** One page of a catch-up, retried with backoff; undefined when every try failed or it was overtaken. */
+  private async readPage(pager: HistoryPager, overtaken: () => boolean): Promise<HistoryPage | undefined> {
+    for (let attempt = 0; attempt < CATCH_UP_ATTEMPTS; attempt++) {
+      if (attempt > 0) await delay(CATCH_UP_RETRY_BASE_MS * 2 ** (attempt - 1));
+      if (overtaken()) return undefined;
+      try {
+        return await pager.next();
+      } catch (err) {
+        this.logger.warn({ err, channel: pager.channel, attempt }, 'catch-up read failed');
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Writes what the subscriber missed on one channel, page by page up to the newest position the
+   * first page saw (held live messages follow), inside one replay span linked to the events'
+   * producers. Returns false when a newer break or a release overtook it.
+   */
+  private async replayCaughtUp(channel: ChannelName, entry: ChannelEntry, pager: HistoryPager, first: HistoryPage, overtaken: () => boolean): Promise<boolean> {
     const span = startReplaySpan(
       'catch_up',
-      messages.flatMap((message) => (message.header.tc === undefined ? [] : [message.header.tc])),
-      { 'messaging.destination.name': channel, 'switchboard.replayed_events': messages.length },
+      first.entries.flatMap((message) => (message.header.tc === undefined ? [] : [message.header.tc])),
+      { 'messaging.destination.name': channel },
     );
+    const until = first.last;
+    let events = 0;
     let bytes = 0;
-    withSpan(span, () => {
-      for (const message of messages) bytes += this.fanOut(entry, message).bytes;
-    });
-    this.metrics.replayedEvents.inc(messages.length);
-    span.setAttribute('switchboard.bytes_written', bytes);
-    span.end();
+    let page: HistoryPage | undefined = first;
+    try {
+      for (;;) {
+        withSpan(span, () => {
+          for (const message of (page as HistoryPage).entries) {
+            if (comparePositions(message.position, until) > 0) break;
+            bytes += this.fanOut(entry, message).bytes;
+            events++;
+          }
+        });
+        const last = page.entries.at(-1);
+        if (page.reachedNewest || last === undefined || comparePositions(last.position, until) >= 0) return true;
+        page = await this.readPage(pager, overtaken);
+        if (overtaken()) return false;
+        if (page === undefined || page.epoch !== first.epoch) {
+          for (const stream of entry.streams) stream.skipTo(channel, undefined, 'catch_up_failed');
+          return true;
+        }
+        if (page.trimmed) for (const stream of entry.streams) stream.skipTo(channel, undefined, 'history_trimmed');
+      }
+    } finally {
+      this.metrics.replayedEvents.inc(events);
+      span.setAttributes({ 'switchboard.replayed_events': events, 'switchboard.bytes_written': bytes });
+      span.end();
+    }
   }
-}
-
-/** True when a read stopped at its limit before reaching the newest entry. */
-export function isCut(count: number, limit: number, lastRead: string | undefined, newest: string): boolean {
-  return count >= limit && lastRead !== newest;
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time. */

@@ -17,6 +17,7 @@ export class Metrics {
   readonly replayedEvents: Counter;
   readonly resets: Counter<'cause'>;
   readonly streamsEnded: Counter<'reason'>;
+  readonly streamsDeferred: Counter<'reason'>;
   readonly backplaneReconnects: Counter;
   readonly authFailures: Counter<'reason'>;
   readonly droppedMessages: Counter;
@@ -40,6 +41,7 @@ export class Metrics {
     this.replayedEvents = new Counter({ name: 'switchboard_replayed_events_total', help: 'Events written from history (resumes and catch-ups).', registers });
     this.resets = new Counter({ name: 'switchboard_resets_total', help: 'reset events sent to streams, by cause.', labelNames: ['cause'], registers });
     this.streamsEnded = new Counter({ name: 'switchboard_streams_ended_total', help: 'Streams ended, by reason (slow_client = cut for not reading).', labelNames: ['reason'], registers });
+    this.streamsDeferred = new Counter({ name: 'switchboard_streams_deferred_total', help: 'Stream opens told to retry (200 + retry: + end) instead of opening, by reason (draining, full, backplane_not_ready, resume_limit).', labelNames: ['reason'], registers });
     this.backplaneReconnects = new Counter({ name: 'switchboard_backplane_reconnects_total', help: 'Times the subscriber path came back and caught up from history.', registers });
     this.authFailures = new Counter({ name: 'switchboard_auth_failures_total', help: 'Refused credentials, by reason (error code).', labelNames: ['reason'], registers });
     this.droppedMessages = new Counter({ name: 'switchboard_malformed_messages_total', help: 'Events from the backplane dropped because they could not be encoded for a stream (each is logged).', registers });

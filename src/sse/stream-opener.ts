@@ -1,0 +1,82 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Backplane } from '../backplane/backplane.js';
+import { withTimeout } from '../deadline.js';
+import { planResume } from '../history/resume.js';
+import { replayHistory, type ChannelReplay } from '../history/replay.js';
+import type { ReplayBudget } from '../history/replay-budget.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { startReplaySpan } from '../telemetry/tracing.js';
+import type { SseStream } from './sse-stream.js';
+import type { StreamRegistry } from './stream-registry.js';
+
+/** A stream whose channels are not subscribed, or first history page not read, by then is sent to retry. */
+const OPEN_TIMEOUT_MS = 5000;
+
+export interface StreamOpenerDeps {
+  registry: StreamRegistry;
+  backplane: Backplane;
+  metrics: Metrics;
+  log: FastifyBaseLogger;
+  /** Entries in each channel's first history page (see history/pages.ts). */
+  firstPageEntries: number;
+  /** The replica's replay bandwidth, shared by every resume. */
+  replayBudget: ReplayBudget;
+  /** The reconnect hint, jittered, for a stream that cannot be opened now. */
+  retryMs: () => number;
+}
+
+/**
+ * A stream's open sequence, in the one order that loses nothing:
+ *
+ *   head → attach (subscribe) → plan (first history page) → reset? → replay (paged) → live
+ *
+ * The head goes first, before any Redis work, so the client and any proxy see the stream open at
+ * once even while Redis is slow. Channels are subscribed before history is read: an event
+ * published in between is then both read and queued live, and the stream drops the second copy
+ * by its position (a stream without a cursor starts before the first event it heard live: see
+ * history/resume.ts). Anything that fails before live ends the stream with a `retry:`, so the client
+ * comes back (with its last id) rather than giving up. `done` runs once the replay is over, however
+ * it ended: the caller's resume slot is released there.
+ */
+export async function openStream(stream: SseStream, cursorText: string | undefined, deps: StreamOpenerDeps, reqId: string, done: () => void): Promise<void> {
+  const { registry, backplane } = deps;
+  // attach() only queues the SUBSCRIBE (sent in the next setImmediate, after the head below), so
+  // the head waits for no Redis work, and the subscribe is on its way to Redis before any
+  // publish the client makes on seeing the stream open can be.
+  const attached = registry.attach(stream);
+  stream.open();
+  try {
+    await withTimeout(attached, OPEN_TIMEOUT_MS, 'subscribing the stream\'s channels');
+    const plan = await withTimeout(planResume(stream, cursorText, backplane, registry, deps.firstPageEntries), OPEN_TIMEOUT_MS, 'reading history');
+    if (stream.isEnded) return;
+    if (plan.reset !== undefined) stream.reset(plan.reset);
+    if (plan.replays.length > 0) await replay(stream, plan.replays, deps);
+    if (!stream.isEnded) stream.goLive();
+  } catch (err) {
+    deps.log.warn({ reqId, err, userId: stream.userId }, 'stream could not be opened; asking the client to retry');
+    stream.end('not_ready', deps.retryMs());
+  } finally {
+    done();
+  }
+}
+
+/** Writes a resume's history at the client's pace, inside one replay span linked to the first page's producers. */
+async function replay(stream: SseStream, replays: readonly ChannelReplay[], { registry, metrics, replayBudget }: StreamOpenerDeps): Promise<void> {
+  const carriers = replays.flatMap((channel) => channel.pending.flatMap((message) => (message.header.tc === undefined ? [] : [message.header.tc])));
+  const span = startReplaySpan('resume', carriers, { 'messaging.destination.name': stream.channels.join(',') });
+  let bytes = 0;
+  try {
+    const events = await replayHistory(replays, replayBudget, {
+      write: (message) => {
+        const encoded = registry.encode(message, registry.tagOf(message.channel));
+        if (encoded !== undefined) bytes += stream.replay(encoded);
+      },
+      gap: (_channel, cause) => stream.reset(cause),
+      drained: () => stream.drained(),
+    });
+    metrics.replayedEvents.inc(events);
+    span.setAttributes({ 'switchboard.replayed_events': events, 'switchboard.bytes_written': bytes });
+  } finally {
+    span.end();
+  }
+}
