@@ -51,3 +51,24 @@ t.test('heartbeats while a stream is still opening leave its SSE head intact', a
   }
   t.equal(JSON.parse(late.events[0]!.data), 'hello', 'the stream works once Redis is back');
 });
+
+t.test('with Redis frozen, a new stream gets its head and first comment at once, and goes live once Redis is back', async (t) => {
+  const fleet = await startFleet(t, 1);
+  const replica = fleet.replicas[0]!;
+  const token = await fleet.token('frozen');
+  fleet.redis.pause();
+  t.teardown(() => {
+    if (fleet.redis.paused) fleet.redis.resume();
+  });
+  const stream = await openSse(`${replica.url}/stream/frozen?token=${token}`);
+  t.teardown(() => stream.close());
+  await stream.waitFor((c) => c.comments.length > 0, 2000, 'the first comment while Redis is frozen');
+  t.ok(fleet.redis.paused, 'Redis was still frozen when the client saw the stream open');
+  t.equal(stream.status, 200);
+  t.match(stream.headers['content-type'] ?? '', /^text\/event-stream/);
+  t.ok(stream.retries.length === 1, 'the retry: hint came with the head');
+  fleet.redis.resume();
+  await waitFor(async () => (await fleet.publish(replica, 'frozen', 'thawed')).status === 202, { timeoutMs: 10_000, label: 'a publish once Redis is back' });
+  await stream.waitForEvents(1, 5000);
+  t.equal(JSON.parse(stream.events[0]!.data), 'thawed', 'the stream went live');
+});
