@@ -15,8 +15,9 @@ import { withTimeout } from '../helpers/wait-for.js';
 const HISTORY_EVENTS = 1000;
 const EVENT_BYTES = 60 * 1024;
 const STALLED_PER_REPLICA = 16;
-/** Publishes timed through the third replica, with and without the storm. */
-const PUBLISHES_TIMED = 300;
+/** Publishes timed through the third replica, per round; p99s are compared as medians of rounds (the host is shared). */
+const PUBLISHES_PER_ROUND = 200;
+const ROUNDS = 3;
 const RSS_GROWTH_LIMIT_MB = 150;
 const SAMPLE_EVERY_MS = 25;
 const DRAIN_TIMEOUT_MS = 4000;
@@ -52,13 +53,26 @@ function openStalled(replica: Replica, path: string): Promise<{ status: number; 
 async function timedPublishes(via: Replica, label: string): Promise<{ latencies: number[]; refused: string[] }> {
   const latencies: number[] = [];
   const refused: string[] = [];
-  for (let n = 0; n < PUBLISHES_TIMED; n++) {
+  for (let n = 0; n < PUBLISHES_PER_ROUND; n++) {
     const started = performance.now();
     const answer = await fleet.publish(via, `bystander-${n % 20}`, { n, label });
     latencies.push(performance.now() - started);
     if (answer.status !== 202) refused.push(`${label} publish ${n}: ${answer.status}`);
   }
   return { latencies, refused };
+}
+
+/** ROUNDS rounds of timed publishes: the median of their p99s, the median p50, and every refusal. */
+async function rounds(label: string): Promise<{ p99: number; p99s: number[]; p50: number; refused: string[] }> {
+  const results = [];
+  for (let round = 0; round < ROUNDS; round++) results.push(await timedPublishes(r3, `${label}-${round}`));
+  const p99s = results.map((result) => percentile(result.latencies, 99));
+  return {
+    p99: percentile(p99s, 50),
+    p99s,
+    p50: percentile(results.map((result) => percentile(result.latencies, 50)), 50),
+    refused: results.flatMap((result) => result.refused),
+  };
 }
 
 const fleet = await startFleet(t, 3, { HISTORY_MAX_LEN: String(HISTORY_EVENTS), STREAM_DRAIN_TIMEOUT_MS: String(DRAIN_TIMEOUT_MS) });
@@ -82,10 +96,8 @@ async function resumePath(user: string): Promise<string> {
 }
 
 t.test('32 resumes of a 60 MB history that never read: bounded memory, other users unharmed, every replica ready', async (t) => {
-  // Warm up, then the same publishes without the storm: the latency to compare against.
-  await timedPublishes(r3, 'warm-up');
-  const calm = await timedPublishes(r3, 'calm');
-
+  // Readiness and memory are sampled from before the calm rounds to the end, so both phases
+  // carry the sampler's load alike.
   const baseline = { r1: rssMb(r1.pid), r2: rssMb(r2.pid) };
   const peak = { ...baseline };
   const notReady: string[] = [];
@@ -100,6 +112,10 @@ t.test('32 resumes of a 60 MB history that never read: bounded memory, other use
     }
   })();
 
+  // Warm up, then the same publishes without the storm: the latency to compare against.
+  await timedPublishes(r3, 'warm-up');
+  const calm = await rounds('calm');
+
   // The storm: 16 streams on each of r1 and r2, each its own user, resuming from the oldest id.
   const stalled = await Promise.all(
     [r1, r2].flatMap((replica) =>
@@ -109,20 +125,20 @@ t.test('32 resumes of a 60 MB history that never read: bounded memory, other use
   t.teardown(() => {
     for (const { socket } of stalled) socket.destroy();
   });
-  const storm = await timedPublishes(r3, 'storm');
+  const storm = await rounds('storm');
   sampling = false;
   await sampler;
 
   const growth = { r1: peak.r1 - baseline.r1, r2: peak.r2 - baseline.r2 };
-  const [calmP99, stormP99] = [percentile(calm.latencies, 99), percentile(storm.latencies, 99)];
+  const [calmP99, stormP99] = [calm.p99, storm.p99];
   t.comment(`RSS r1 ${baseline.r1.toFixed(0)} -> peak ${peak.r1.toFixed(0)} MB (+${growth.r1.toFixed(0)}), r2 ${baseline.r2.toFixed(0)} -> peak ${peak.r2.toFixed(0)} MB (+${growth.r2.toFixed(0)})`);
-  t.comment(`publishes through r3: p50 ${percentile(calm.latencies, 50).toFixed(2)} / p99 ${calmP99.toFixed(2)} ms calm, p50 ${percentile(storm.latencies, 50).toFixed(2)} / p99 ${stormP99.toFixed(2)} ms in the storm; ${storm.refused.length} not 202`);
+  t.comment(`publishes through r3, p99 per round: calm ${calm.p99s.map((v) => v.toFixed(2)).join(', ')} ms; storm ${storm.p99s.map((v) => v.toFixed(2)).join(', ')} ms; p50 calm ${calm.p50.toFixed(2)}, storm ${storm.p50.toFixed(2)} ms`);
   t.same([...calm.refused, ...storm.refused], [], 'every publish to other users was answered 202');
   t.ok(stalled.every(({ status }) => status === 200), 'every stalled resume was opened (200)');
   t.ok(growth.r1 <= RSS_GROWTH_LIMIT_MB && growth.r2 <= RSS_GROWTH_LIMIT_MB, `RSS grew at most ${RSS_GROWTH_LIMIT_MB} MB on r1 and r2`);
   t.ok(fleet.replicas.every((r) => r.running), 'no replica crashed');
   t.same(notReady, [], '/readyz stayed 200 on every replica throughout');
-  t.ok(stormP99 <= 2 * calmP99, `publish p99 in the storm (${stormP99.toFixed(2)} ms) within 2x of calm (${calmP99.toFixed(2)} ms)`);
+  t.ok(stormP99 <= 2 * calmP99, `publish p99 in the storm (${stormP99.toFixed(2)} ms, median of ${ROUNDS} rounds) within 2x of calm (${calmP99.toFixed(2)} ms)`);
 });
 
 t.test('a stream that does not read its replay is cut within the drain deadline, freeing its resume slot', async (t) => {
