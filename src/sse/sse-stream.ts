@@ -73,7 +73,8 @@ const AUTH_EXPIRED = { type: 'auth-expired', dataJson: '{"reason":"token_expired
  * position it already wrote for that channel — which is what makes replay + live merge without
  * duplicates.
  *
- * Until `goLive()`, live events are queued: the stream is still replaying history.
+ * Its life is one explicit state (see `StreamState`): opening → replaying → live → ended, where
+ * any state may end. Live events are queued until `goLive()`: the stream is still replaying.
  */
 export class SseStream {
   readonly userId: string;
@@ -82,12 +83,7 @@ export class SseStream {
   private readonly cursors: ChannelCursor[];
   /** Kept without `tags`: the cursors hold them. */
   private readonly options: Omit<SseStreamOptions, 'tags'>;
-  private queued: EncodedEvent[] | undefined = [];
-  private queuedBytes = 0;
-  /** A gap found by the replica's catch-up while this stream was still replaying; told at goLive. */
-  private pendingSkip: { channel: ChannelName; to: SkipTarget | undefined; cause: ResetCause } | undefined;
-  private opened = false;
-  private ended = false;
+  private state: StreamState = { name: 'opening', queued: [], queuedBytes: 0, pendingSkip: undefined };
 
   constructor(
     private readonly response: ServerResponse,
@@ -101,7 +97,7 @@ export class SseStream {
   }
 
   get isEnded(): boolean {
-    return this.ended;
+    return this.state.name === 'ended';
   }
 
   get expiresAtMs(): number {
@@ -128,7 +124,9 @@ export class SseStream {
 
   /** The first live event of a channel heard since the stream attached, while it is still queued. */
   firstQueued(channel: ChannelName): ChannelMessage | undefined {
-    return this.queued?.find((event) => event.message.channel === channel)?.message;
+    const state = this.state;
+    if (state.name !== 'opening' && state.name !== 'replaying') return undefined;
+    return state.queued.find((event) => event.message.channel === channel)?.message;
   }
 
   /** The id a client sends back to resume exactly here. */
@@ -145,8 +143,9 @@ export class SseStream {
    * would make Node send a head without the SSE content type, which EventSource rejects for good.
    */
   open(): void {
-    if (this.opened || this.ended) return;
-    this.opened = true;
+    const state = this.state;
+    if (state.name !== 'opening') return;
+    this.state = { ...state, name: 'replaying' };
     this.response.writeHead(200, this.options.head);
     flattenHead(this.response);
     this.response.write(encodeRetry(this.options.retryMs) + encodeComment('connected'));
@@ -164,10 +163,11 @@ export class SseStream {
    */
   skipTo(channel: ChannelName, to: SkipTarget | undefined, cause: ResetCause): void {
     const index = this.channels.indexOf(channel);
-    if (index < 0) return;
-    if (this.queued !== undefined) {
+    const state = this.state;
+    if (index < 0 || state.name === 'ended') return;
+    if (state.name !== 'live') {
       // Still replaying: this stream's own history read may predate the gap, so tell it at goLive.
-      this.pendingSkip = { channel, to, cause };
+      state.pendingSkip = { channel, to, cause };
       return;
     }
     if (to !== undefined) this.setPosition(index, to.epoch, to.position, to.positionText);
@@ -179,13 +179,13 @@ export class SseStream {
    * Returns the bytes written now (0 when queued or already seen).
    */
   deliver(event: EncodedEvent): number {
-    if (this.queued !== undefined) {
-      this.queued.push(event);
-      this.queuedBytes += event.whole.length;
-      if (this.queuedBytes > this.options.maxBufferedBytes) this.cut();
-      return 0;
-    }
-    return this.writeEvent(event);
+    const state = this.state;
+    if (state.name === 'live') return this.writeEvent(event);
+    if (state.name === 'ended') return 0;
+    state.queued.push(event);
+    state.queuedBytes += event.whole.length;
+    if (state.queuedBytes > this.options.maxBufferedBytes) this.cut();
+    return 0;
   }
 
   /**
@@ -203,7 +203,7 @@ export class SseStream {
    * otherwise hold its replay (and the replica's resume slot) for as long as it likes.
    */
   async drained(): Promise<boolean> {
-    if (this.ended) return false;
+    if (this.isEnded) return false;
     if (!this.response.writableNeedDrain) return true;
     await new Promise<void>((resolve) => {
       const done = (): void => {
@@ -219,26 +219,26 @@ export class SseStream {
       this.response.on('drain', done);
       this.response.on('close', done);
     });
-    return !this.ended;
+    return !this.isEnded;
   }
 
   /** Replay is over: write what arrived meanwhile (minus what replay already wrote), then go live. */
   goLive(): void {
-    const queued = this.queued ?? [];
-    this.queued = undefined;
-    const skip = this.pendingSkip;
-    this.pendingSkip = undefined;
-    if (skip !== undefined) this.skipTo(skip.channel, skip.to, skip.cause);
-    for (const event of queued) this.writeEvent(event);
+    const state = this.state;
+    if (state.name !== 'replaying') return;
+    this.state = LIVE;
+    if (state.pendingSkip !== undefined) this.skipTo(state.pendingSkip.channel, state.pendingSkip.to, state.pendingSkip.cause);
+    for (const event of state.queued) this.writeEvent(event);
   }
 
   heartbeat(): void {
-    if (this.opened) this.write(HEARTBEAT);
+    // Never while opening: a byte before the head would make Node send a head without the SSE type.
+    if (this.state.name === 'replaying' || this.state.name === 'live') this.write(HEARTBEAT);
   }
 
   /** Ends the stream with a reconnect hint (`retry:`), so the client comes back by itself. */
   end(reason: StreamEndReason, retryMs?: number, finalEvent?: { type: string; dataJson: string }): void {
-    if (this.ended) return;
+    if (this.isEnded) return;
     // Ended while still opening (drain, a failed open): it must still be a valid SSE answer.
     this.open();
     let tail = retryMs === undefined ? '' : encodeRetry(retryMs) + '\n';
@@ -275,7 +275,7 @@ export class SseStream {
   }
 
   private write(chunk: Buffer | string): void {
-    if (this.ended) return;
+    if (this.isEnded) return;
     this.response.write(chunk);
     if (this.response.writableLength > this.options.maxBufferedBytes) this.cut();
   }
@@ -287,12 +287,32 @@ export class SseStream {
   }
 
   private finish(reason: StreamEndReason): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.queued = undefined;
+    if (this.isEnded) return;
+    this.state = ENDED;
     this.options.onEnd(this, reason);
   }
 }
+
+/**
+ * Where a stream is in its life. Only these moves exist: opening → replaying (`open`, the head is
+ * written), replaying → live (`goLive`), and any → ended. What a state needs lives in it: the
+ * queue of live events exists only until the stream is live.
+ */
+type StreamState =
+  | { readonly name: 'opening' | 'replaying'; queued: EncodedEvent[]; queuedBytes: number; pendingSkip: PendingSkip | undefined }
+  | { readonly name: 'live' }
+  | { readonly name: 'ended' };
+
+/** A gap the replica's catch-up found while the stream was not live yet; told at goLive. */
+interface PendingSkip {
+  channel: ChannelName;
+  to: SkipTarget | undefined;
+  cause: ResetCause;
+}
+
+/** Shared by every stream in these states: nothing per stream (memory per idle stream). */
+const LIVE: StreamState = { name: 'live' };
+const ENDED: StreamState = { name: 'ended' };
 
 /**
  * Node keeps the head it wrote (`_header`) for the life of the response, built by concatenation
