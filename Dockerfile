@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 # One Switchboard replica. docker-compose.yml builds it for the demo; on its own:
 #   docker build -t switchboard . && docker run -p 3000:3000 switchboard
-# The code runs on Node 20.6+; the image uses the current LTS line.
-ARG NODE_IMAGE=node:24-slim
+# The code runs on Node 20.6+; the image uses the current LTS line, pinned to one release so a
+# rebuild gets the same base (bump it on purpose, e.g. for a security release).
+ARG NODE_IMAGE=node:24.20.0-trixie-slim
 
 # 1. Compile the TypeScript (needs the dev dependencies).
 FROM ${NODE_IMAGE} AS build

@@ -1,5 +1,5 @@
 // `npm run demo`: the docker-compose.yml topology on one machine, without Docker — a real
-// redis-server (AOF on), three replicas sharing .env.example's secrets, the demo worker, and nginx
+// redis-server (AOF on), three replicas sharing deploy/demo.env's secrets, the demo worker, and nginx
 // with the shipped config in front. Started together, stopped together (Ctrl-C), in order.
 //
 // Ports come from the environment, so a test (or a second copy) can run beside the defaults:
@@ -149,7 +149,7 @@ async function main() {
   buildIfStale();
 
   tempDir = mkdtempSync(join(tmpdir(), 'switchboard-demo-'));
-  const shared = readEnvFile(join(ROOT, '.env.example'));
+  const shared = readEnvFile(join(ROOT, 'deploy', 'demo.env'));
   const publicUrl = `http://127.0.0.1:${ports.http}`;
 
   const redisLog = join(tempDir, 'redis.log');

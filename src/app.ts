@@ -7,6 +7,7 @@ import { WebhookSignatures } from './auth/webhook-signatures.js';
 import type { Backplane } from './backplane/backplane.js';
 import type { Config } from './config.js';
 import { SwitchboardError } from './errors.js';
+import { registerCors } from './http/cors.js';
 import type { JobStore } from './jobs/job-store.js';
 import { loggerOptions } from './logging.js';
 import { answerClientError, registerProblemDetails, sendProblem } from './problem-details.js';
@@ -121,6 +122,7 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
     done(null, payload);
   });
   registerProblemDetails(app);
+  registerCors(app, config.corsOrigins);
   app.addHook('onError', async (_request, _reply, error) => {
     if (error instanceof SwitchboardError && (error.status === 401 || error.status === 403)) metrics.authFailures.inc({ reason: error.code });
   });

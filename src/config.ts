@@ -17,6 +17,7 @@ const EnvSchema = Type.Object({
   PUBLISH_API_KEY: Type.Optional(Type.String({ minLength: 16 })),
   CALLBACK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_[A-Za-z0-9+/=]{16,}$' })),
   PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  CORS_ORIGINS: Type.Optional(Type.String()),
   HEARTBEAT_MS: Type.Integer({ default: 15_000, minimum: 100 }),
   RETRY_MS: Type.Integer({ default: 2000, minimum: 0 }),
   MAX_BODY_BYTES: Type.Integer({ default: 65_536, minimum: 256, maximum: 16 * 1024 * 1024 }),
@@ -55,6 +56,8 @@ export interface Config {
   readonly publishApiKeys: readonly string[];
   readonly callbackSecret: string | undefined;
   readonly publicUrl: string | undefined;
+  /** Browser origins allowed to call cross-origin: unset = none (no CORS headers), `*` = any, without credentials. */
+  readonly corsOrigins: '*' | readonly string[] | undefined;
   readonly heartbeatMs: number;
   readonly retryMs: number;
   readonly maxBodyBytes: number;
@@ -133,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     publishApiKeys,
     callbackSecret: parsed.CALLBACK_SECRET,
     publicUrl: parsed.PUBLIC_URL?.replace(/\/+$/, ''),
+    corsOrigins: parseCorsOrigins(parsed.CORS_ORIGINS),
     heartbeatMs: parsed.HEARTBEAT_MS,
     retryMs: parsed.RETRY_MS,
     maxBodyBytes: parsed.MAX_BODY_BYTES,
@@ -153,6 +157,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     demoMode: parsed.DEMO_MODE,
   };
   return { config: Object.freeze(config), generated };
+}
+
+/**
+ * `*`, or a comma-separated list of exact origins. Each must be written as the browser sends it in
+ * `Origin` (`scheme://host[:port]`, lower-case host, no default port, no path): a listed origin is
+ * compared byte for byte, so any other spelling would silently never match.
+ */
+function parseCorsOrigins(raw: string | undefined): Config['corsOrigins'] {
+  if (raw === undefined) return undefined;
+  const entries = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0);
+  if (entries.length === 1 && entries[0] === '*') return '*';
+  if (entries.length === 0 || entries.includes('*')) throw new ConfigError('CORS_ORIGINS: either `*` alone or a comma-separated list of origins');
+  for (const entry of entries) {
+    let origin: string | undefined;
+    try {
+      const url = new URL(entry);
+      if (url.protocol === 'http:' || url.protocol === 'https:') origin = url.origin;
+    } catch {
+      // Not a URL at all: reported below like any other malformed entry.
+    }
+    if (origin !== entry) {
+      const hint = origin === undefined ? '' : ` (write it as ${origin})`;
+      throw new ConfigError(`CORS_ORIGINS: "${entry}" is not an origin of the form scheme://host[:port]${hint}`);
+    }
+  }
+  return Object.freeze([...new Set(entries)]);
 }
 
 /** Only the variables in the schema reach the validator; empty strings count as unset. */

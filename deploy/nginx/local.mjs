@@ -15,7 +15,8 @@ export const TEMPLATE_VARIABLES = [...new Set([...TEMPLATE.matchAll(PLACEHOLDER)
  * @property {string} listen      `127.0.0.1:8080`
  * @property {string[]} replicas  Switchboard replicas as `host:port`
  * @property {string} worker      the demo worker as `host:port`
- * @property {string} accessLog   a path, or `off`
+ * @property {string} accessLog   a path, or `off` (written as /dev/null: the template's access_log
+ *                                names its log format, which `access_log off` cannot take)
  */
 
 /** @param {NginxSettings} settings @returns {string} the nginx.conf text */
@@ -24,7 +25,7 @@ export function renderNginxConfig({ listen, replicas, worker, accessLog }) {
     LISTEN: listen,
     SWITCHBOARD_SERVERS: replicas.map((address) => `server ${address};`).join(' '),
     WORKER_SERVER: `server ${worker};`,
-    ACCESS_LOG: accessLog,
+    ACCESS_LOG: accessLog === 'off' ? '/dev/null' : accessLog,
   };
   return TEMPLATE.replace(PLACEHOLDER, (_, name) => {
     // A placeholder left in would reach nginx as an unknown variable: fail here, by name.

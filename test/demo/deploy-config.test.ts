@@ -1,7 +1,10 @@
 // The shipped deployment files are valid without a Docker engine (none runs here): the nginx
 // template passes `nginx -t`, docker-compose.yml passes the Compose validator of Debian's
 // `docker-compose` (v1, which checks the file against its schema without an engine), and the
-// Dockerfile has the shape the README promises.
+// Dockerfile has the shape the README promises. They are also safe to run as shipped: nginx logs
+// no token and does not proxy /metrics, and is sized for a replica's streams; the demo listens
+// on 127.0.0.1 only, on pinned images; the production env example cannot boot until every
+// secret is generated, and has no demo mode.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -9,12 +12,37 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import t from 'tap';
 import { TEMPLATE_VARIABLES } from '../../deploy/nginx/local.mjs';
+import { loadConfig } from '../../src/config.js';
 import { freePort } from '../helpers/free-port.js';
-import { REPO_ROOT } from '../helpers/replica.js';
-import { checkNginxConfig, NGINX } from './topology.js';
+import { getJson, rawRequest } from '../helpers/http.js';
+import { REPO_ROOT, startReplica } from '../helpers/replica.js';
+import { waitFor } from '../helpers/wait-for.js';
+import { checkNginxConfig, NGINX, startNginx } from './topology.js';
 
 const DOCKER_COMPOSE = '/usr/bin/docker-compose';
 const COMPOSE_FILE = join(REPO_ROOT, 'docker-compose.yml');
+const TEMPLATE = readFileSync(join(REPO_ROOT, 'deploy/nginx/nginx.conf.template'), 'utf8');
+/** The template's directives, comments removed. */
+const DIRECTIVES = TEMPLATE.replace(/#.*$/gm, '');
+const SECRETS = ['STREAM_TOKEN_SECRET', 'PUBLISH_API_KEY', 'CALLBACK_SECRET'] as const;
+
+/** `KEY=value` lines of an env file (as scripts/demo.mjs and Compose read them); comments skipped. */
+function readEnvFile(path: string): Record<string, string> {
+  const lines = readFileSync(path, 'utf8').split('\n').map((line) => line.trim());
+  return Object.fromEntries(lines.filter((line) => line !== '' && !line.startsWith('#')).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+}
+
+/** The entries of every `ports:` list in a Compose file's text. */
+function publishedPorts(compose: string): string[] {
+  const ports: string[] = [];
+  let inPorts = false;
+  for (const line of compose.split('\n')) {
+    if (/^\s+ports:\s*$/.test(line)) inPorts = true;
+    else if (inPorts && /^\s+-\s/.test(line)) ports.push(line.replace(/^\s+-\s+/, '').replace(/["']/g, '').trim());
+    else inPorts = false;
+  }
+  return ports;
+}
 
 t.test('the nginx template, filled in, passes nginx -t', async (t) => {
   if (!existsSync(NGINX)) {
@@ -29,8 +57,7 @@ t.test('the nginx template, filled in, passes nginx -t', async (t) => {
 });
 
 t.test('the nginx template has what SSE needs behind a round-robin balancer', async (t) => {
-  const template = readFileSync(join(REPO_ROOT, 'deploy/nginx/nginx.conf.template'), 'utf8');
-  const directives = template.replace(/#.*$/gm, '');
+  const directives = DIRECTIVES;
   t.match(directives, /proxy_buffering\s+off;/, 'responses are not buffered');
   t.match(directives, /proxy_http_version\s+1\.1;/, 'HTTP/1.1 to the upstream');
   t.match(directives, /proxy_set_header\s+Connection\s+"";/, 'upstream connections are kept alive, not closed');
@@ -75,4 +102,103 @@ t.test('the Dockerfile is multi-stage, runs as a non-root user and checks /healt
   t.match(dockerfile, /^CMD \["node", "--import", "\.\/dist\/telemetry\/start\.js", "dist\/main\.js"\]$/m, 'starts as npm start does');
   const scripts = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
   t.equal(scripts.start, 'node --import ./dist/telemetry/start.js dist/main.js', 'the same command as npm start');
+});
+
+t.test('nginx logs the path, never the query (a stream URL carries ?token=)', async (t) => {
+  const format = /log_format\s+(\w+)\s+((?:'[^']*'\s*)+);/.exec(DIRECTIVES);
+  t.ok(format, 'a log_format is defined');
+  const [, name, text] = format ?? ['', '', ''];
+  t.match(text, /\$uri\b/, 'it logs $uri');
+  t.notMatch(text, /\$(request|request_uri|args|query_string|arg_\w+|http_referer)\b/, 'not $request, $request_uri, $args, $query_string, $arg_*, $http_referer');
+  const accessLogs = [...DIRECTIVES.matchAll(/access_log\s+([^;]+);/g)].map((match) => match[1]?.trim().split(/\s+/) ?? []);
+  t.ok(accessLogs.length > 0 && accessLogs.every((args) => args[0] === 'off' || args[1] === name), `every access_log uses it (${JSON.stringify(accessLogs)})`);
+});
+
+t.test('through the shipped nginx: no token in the access log, no /metrics', async (t) => {
+  if (!existsSync(NGINX)) {
+    t.fail(`nginx is not installed at ${NGINX}: run \`apt-get install -y nginx\``);
+    return;
+  }
+  const replica = await startReplica(t, {});
+  const dir = await mkdtemp(join(tmpdir(), 'switchboard-access-log-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const accessLog = join(dir, 'access.log');
+  // The worker upstream is never asked here: any address will do.
+  const nginx = await startNginx(t, { port: await freePort(), replicas: [`127.0.0.1:${replica.port}`], worker: '127.0.0.1:9', accessLog });
+
+  const token = 'eyJ.secret-token-in-the-query.sig';
+  const refused = await rawRequest({ url: `${nginx.url}/stream/alice?token=${token}`, headers: { accept: 'text/event-stream' } });
+  t.equal(refused.status, 401, 'the stream request reached a replica (401 for a bad token)');
+  const logged = await waitFor(() => {
+    const text = existsSync(accessLog) ? readFileSync(accessLog, 'utf8') : '';
+    return text.includes('/stream/alice') ? text : undefined;
+  }, { timeoutMs: 10_000, label: 'the access log line for the stream request' });
+  t.notOk(logged.includes(token) || logged.includes('token='), `the access log holds no token: ${logged.trim()}`);
+
+  t.equal((await getJson(`${replica.url}/metrics`)).status, 200, 'the replica serves /metrics on its own address');
+  for (const path of ['/metrics', '/metrics?x=1', '//metrics', '/%6Detrics']) {
+    const answer = await rawRequest({ url: `${nginx.url}${path}` });
+    t.equal(answer.status, 404, `${path} through nginx: 404`);
+    t.notMatch(answer.body, /^# (HELP|TYPE) /m, `${path}: no metrics in the body`);
+  }
+  t.equal((await getJson(`${nginx.url}/healthz`)).status, 200, 'while everything else is proxied');
+});
+
+t.test('nginx is sized for the streams one replica may hold, and the README says why', async (t) => {
+  const maxConnections = loadConfig({}).config.maxConnections;
+  const workers = Number(/worker_processes\s+(\d+);/.exec(DIRECTIVES)?.[1]);
+  const connections = Number(/worker_connections\s+(\d+);/.exec(DIRECTIVES)?.[1]);
+  const files = Number(/worker_rlimit_nofile\s+(\d+);/.exec(DIRECTIVES)?.[1]);
+  t.equal(workers, 1, 'one worker process (the limits below are per worker)');
+  t.ok(connections >= 2 * maxConnections, `worker_connections ${connections} >= 2 × MAX_CONNECTIONS (${maxConnections}): each stream is a browser and an upstream connection`);
+  t.ok(files > connections, `worker_rlimit_nofile ${files} > worker_connections ${connections}: one descriptor per connection, plus logs and listeners`);
+  const compose = readFileSync(COMPOSE_FILE, 'utf8');
+  t.match(compose, new RegExp(`nofile: ${files}\\b`), 'the nginx container may raise its fd limit that far');
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  t.match(readme, /two connections in nginx/, 'the README says each stream costs nginx two connections');
+  t.match(readme, /worker_connections/, 'and names the setting');
+});
+
+t.test('the demo listens on 127.0.0.1 only, checks readiness, and runs pinned images', async (t) => {
+  const compose = readFileSync(COMPOSE_FILE, 'utf8');
+  const ports = publishedPorts(compose);
+  t.ok(ports.length >= 2, `ports are published (${ports.join(', ')})`);
+  for (const port of ports) t.match(port, /^127\.0\.0\.1:\d+:\d+$/, `${port} is bound to 127.0.0.1`);
+
+  const healthchecks = [...compose.matchAll(/healthcheck:\s*\n\s+test:\s*(.+)/g)].map((match) => match[1] as string);
+  t.ok(healthchecks.some((test) => /\/readyz\b/.test(test)), 'the replicas\' healthcheck asks /readyz');
+  t.notOk(healthchecks.some((test) => /\/healthz\b/.test(test)), 'not /healthz (which says nothing about Redis)');
+
+  const images = [...compose.matchAll(/^\s+image:\s*(\S+)\s*$/gm)].map((match) => match[1] as string).filter((image) => image !== 'switchboard:demo');
+  t.ok(images.length >= 4, `the outside images: ${images.join(', ')}`);
+  const dockerfile = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
+  const base = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1];
+  t.ok(base, 'the Dockerfile names its base image');
+  t.ok(dockerfile.split('\n').filter((line) => /^FROM\s/.test(line)).every((line) => /^FROM \$\{NODE_IMAGE\}( AS \w+)?$/.test(line)), 'every stage is built on it');
+  for (const image of [...images, base ?? '']) {
+    t.match(image, /:\d+\.\d+\.\d+(-[\w.-]+)?$/, `${image} is pinned to a full version`);
+    t.notMatch(image, /:latest$/, `${image} is not latest`);
+  }
+});
+
+t.test('the demo env and the production example are apart', async (t) => {
+  const demo = readEnvFile(join(REPO_ROOT, 'deploy/demo.env'));
+  t.equal(demo.DEMO_MODE, 'true', 'deploy/demo.env turns demo mode on');
+  const compose = readFileSync(COMPOSE_FILE, 'utf8');
+  const envFiles = [...compose.matchAll(/env_file:\s*(\S+)/g)].map((match) => match[1]);
+  t.ok(envFiles.length >= 2 && envFiles.every((file) => file === 'deploy/demo.env'), `compose reads deploy/demo.env (${envFiles.join(', ')})`);
+  t.match(readFileSync(join(REPO_ROOT, 'scripts/demo.mjs'), 'utf8'), /readEnvFile\(join\(ROOT, 'deploy', 'demo\.env'\)\)/, 'npm run demo reads it too');
+  const { config } = loadConfig({ ...demo, REDIS_URL: 'redis://127.0.0.1:6390' });
+  t.equal(config.demoMode, true, 'and it boots a replica with Redis, in demo mode');
+
+  const exampleText = readFileSync(join(REPO_ROOT, '.env.example'), 'utf8');
+  const example = readEnvFile(join(REPO_ROOT, '.env.example'));
+  t.notMatch(exampleText, /DEMO_MODE/, '.env.example has no DEMO_MODE, not even commented out');
+  t.match(exampleText, /randomBytes\(/, 'it says how to generate a secret');
+  for (const name of SECRETS) {
+    t.match(example[name], /REPLACE_ME/, `${name} is a placeholder`);
+    // Each placeholder on its own stops the boot: nobody runs with a secret from the repository.
+    const others = Object.fromEntries(SECRETS.filter((other) => other !== name).map((other) => [other, other === 'CALLBACK_SECRET' ? `whsec_${'A'.repeat(40)}` : 'x'.repeat(32)]));
+    t.throws(() => loadConfig({ ...example, ...others }), { code: 'invalid_config', message: new RegExp(name) }, `a replica refuses to boot with the ${name} placeholder, and names it`);
+  }
 });

@@ -21,6 +21,8 @@ export interface NginxSettings {
   replicas: string[];
   /** The demo worker as host:port. */
   worker: string;
+  /** Where nginx writes its access log (default `off`). */
+  accessLog?: string;
 }
 
 export interface RunningProcess {
@@ -86,8 +88,8 @@ async function untilReady(running: RunningProcess, url: string): Promise<void> {
   await Promise.race([ready, running.exited]);
 }
 
-function nginxSettings({ port, replicas, worker }: NginxSettings) {
-  return { listen: `127.0.0.1:${port}`, replicas, worker, accessLog: 'off' };
+function nginxSettings({ port, replicas, worker, accessLog = 'off' }: NginxSettings) {
+  return { listen: `127.0.0.1:${port}`, replicas, worker, accessLog };
 }
 
 function launch(t: TeardownHost, command: string, args: string[], env: NodeJS.ProcessEnv): RunningProcess {

@@ -42,3 +42,23 @@ t.test('numbers are read as numbers', async (t) => {
   t.equal(config.historyMaxLen, 0);
   t.equal(config.demoMode, true);
 });
+
+t.test('CORS_ORIGINS: unset, `*`, or exact origins checked at boot', async (t) => {
+  t.equal(loadConfig({}).config.corsOrigins, undefined, 'unset: no CORS');
+  t.equal(loadConfig({ CORS_ORIGINS: '*' }).config.corsOrigins, '*');
+  t.same(loadConfig({ CORS_ORIGINS: 'https://app.example.com, http://localhost:5173,' }).config.corsOrigins, ['https://app.example.com', 'http://localhost:5173']);
+  for (const [value, why] of [
+    ['https://app.example.com/', 'a trailing slash'],
+    ['https://app.example.com/app', 'a path'],
+    ['https://App.example.com', 'an upper-case host (browsers send it lower-case)'],
+    ['https://app.example.com:443', 'the default port (browsers leave it out)'],
+    ['app.example.com', 'no scheme'],
+    ['ftp://app.example.com', 'not http(s)'],
+    ['null', 'the opaque origin'],
+    ['*, https://app.example.com', '* in a list'],
+    [' , ', 'nothing but separators'],
+  ]) {
+    t.throws(() => loadConfig({ CORS_ORIGINS: value }), { code: 'invalid_config', message: /CORS_ORIGINS/ }, `refused: ${why}`);
+  }
+  t.throws(() => loadConfig({ CORS_ORIGINS: 'https://App.example.com' }), { message: /write it as https:\/\/app\.example\.com/ }, 'and the message says how to write it');
+});
