@@ -28,13 +28,15 @@ export interface Backplane {
   /**
    * Called after the subscriber path came back (reconnect, resubscribe, rebuilt after a failed
    * probe): messages published meanwhile were lost on the fast path and must be read from history.
+   * `channels` names the channels it came back for (one Redis shard's); undefined means all.
    */
-  onResubscribed(handler: () => void): void;
+  onResubscribed(handler: (channels?: readonly ChannelName[]) => void): void;
   /**
    * Called when the subscriber path breaks, before anything it hears again can arrive: from then
    * until the catch-up after `onResubscribed`, live messages may have a gap behind them.
+   * `channels` names the channels it broke for; undefined means all.
    */
-  onSubscriberLost(handler: () => void): void;
+  onSubscriberLost(handler: (channels?: readonly ChannelName[]) => void): void;
   /** True while the replica can both publish and hear what is published. */
   isReady(): boolean;
   /** Milliseconds since this replica last heard itself through the backplane (its probe). */

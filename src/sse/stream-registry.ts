@@ -1,14 +1,15 @@
 import type { Logger } from 'pino';
 import type { Backplane, ChannelMessage } from '../backplane/backplane.js';
 import type { ChannelName } from '../backplane/channels.js';
-import { channelTag, comparePositions, formatPosition, formatSegment, ZERO_POSITION, type Position } from '../history/cursor.js';
-import { HistoryPager, type HistoryPage } from '../history/pages.js';
+import { channelTag, comparePositions, formatSegment, type Position } from '../history/cursor.js';
+import { catchUpChannel, type CatchUpDeps } from '../history/catch-up.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { startDeliverSpan, startReplaySpan, withSpan } from '../telemetry/tracing.js';
+import { startDeliverSpan, withSpan } from '../telemetry/tracing.js';
 import { encodeEventBody, encodeIdLine } from './encoder.js';
 import type { EncodedEvent, SseStream } from './sse-stream.js';
 
 interface ChannelEntry {
+  readonly channel: ChannelName;
   readonly streams: Set<SseStream>;
   readonly tag: string;
   /** Settles when the backplane confirmed the subscription; undefined after a failed attempt. */
@@ -25,6 +26,8 @@ interface ChannelEntry {
   held: ChannelMessage[] | undefined;
   /** More arrived meanwhile than `held` may keep; the newest of them. */
   heldOverflow: ChannelMessage | undefined;
+  /** Bumped on every subscriber break of this channel, so a catch-up overtaken by a newer break stops. */
+  breaks: number;
 }
 
 export interface StreamRegistryOptions {
@@ -41,9 +44,6 @@ const SUBSCRIBED = Promise.resolve();
 
 /** Channels whose history is read at once during a catch-up (each read has a ~1 s timeout). */
 const CATCH_UP_CONCURRENCY = 64;
-/** Tries of one channel's catch-up read before its streams are told of a possible gap. */
-const CATCH_UP_ATTEMPTS = 4;
-const CATCH_UP_RETRY_BASE_MS = 250;
 /** How often streams are checked for an expired token. */
 const EXPIRY_SWEEP_MS = 1000;
 
@@ -65,8 +65,7 @@ export class StreamRegistry {
   private releaseTimer: NodeJS.Timeout | undefined;
   private readonly heartbeatTimer: NodeJS.Timeout;
   private readonly expiryTimer: NodeJS.Timeout;
-  /** Bumped on every subscriber break, so a catch-up overtaken by a newer break stops. */
-  private breaks = 0;
+  private readonly catchUpDeps: CatchUpDeps;
 
   constructor(
     private readonly backplane: Backplane,
@@ -75,8 +74,9 @@ export class StreamRegistry {
     private readonly metrics: Metrics,
   ) {
     backplane.onMessage((message) => this.deliver(message));
-    backplane.onSubscriberLost(() => this.holdLive());
-    backplane.onResubscribed(() => void this.catchUp());
+    this.catchUpDeps = { backplane, metrics, logger, firstPageEntries: options.firstPageEntries };
+    backplane.onSubscriberLost((channels) => this.holdLive(channels));
+    backplane.onResubscribed((channels) => void this.catchUp(channels));
     this.heartbeatTimer = setInterval(() => {
       for (const stream of this.all) stream.heartbeat();
     }, options.heartbeatMs).unref();
@@ -120,7 +120,18 @@ export class StreamRegistry {
     for (const channel of stream.channels) {
       let entry = this.channels.get(channel);
       if (entry === undefined) {
-        entry = { streams: new Set(), tag: channelTag(channel), subscribed: undefined, confirmed: false, releaseAtMs: undefined, seen: undefined, held: undefined, heldOverflow: undefined };
+        entry = {
+          channel,
+          streams: new Set(),
+          tag: channelTag(channel),
+          subscribed: undefined,
+          confirmed: false,
+          releaseAtMs: undefined,
+          seen: undefined,
+          held: undefined,
+          heldOverflow: undefined,
+          breaks: 0,
+        };
         this.channels.set(channel, entry);
       }
       entry.streams.add(stream);
@@ -300,43 +311,51 @@ export class StreamRegistry {
     if (pending) this.scheduleRelease();
   }
 
-  /** The subscriber path broke: hold live messages of every channel until it has caught up. */
-  private holdLive(): void {
-    this.breaks++;
-    for (const entry of this.channels.values()) entry.held ??= [];
+  /**
+   * The subscriber path broke for `channels` (all when undefined): hold their live messages until
+   * they have caught up. Other channels go on as they were.
+   */
+  private holdLive(channels: readonly ChannelName[] | undefined): void {
+    for (const entry of this.entriesOf(channels)) {
+      entry.breaks++;
+      entry.held ??= [];
+    }
   }
 
-  /** After the subscriber came back: read what each channel missed, write it, then what was held. */
-  private async catchUp(): Promise<void> {
+  /** The subscriber path came back for `channels` (all when undefined): catch each one up from history. */
+  private async catchUp(channels: readonly ChannelName[] | undefined): Promise<void> {
     this.metrics.backplaneReconnects.inc();
-    const round = this.breaks;
-    const waiting = [...this.channels].filter(([, entry]) => entry.held !== undefined);
-    await forEachLimited(waiting, CATCH_UP_CONCURRENCY, ([channel, entry]) => this.catchUpChannel(channel, entry, round));
+    const waiting = this.entriesOf(channels).filter((entry) => entry.held !== undefined);
+    await forEachLimited(waiting, CATCH_UP_CONCURRENCY, (entry) => this.catchUpEntry(entry));
   }
 
-  private async catchUpChannel(channel: ChannelName, entry: ChannelEntry, round: number): Promise<void> {
-    const seen = entry.seen;
+  private entriesOf(channels: readonly ChannelName[] | undefined): ChannelEntry[] {
+    if (channels === undefined) return [...this.channels.values()];
+    return channels.flatMap((channel) => this.channels.get(channel) ?? []);
+  }
+
+  /** Writes what one channel missed (history/catch-up.ts decides how), then the live messages held meanwhile. */
+  private async catchUpEntry(entry: ChannelEntry): Promise<void> {
+    const { channel, seen } = entry;
     if (seen !== undefined && entry.streams.size > 0) {
-      const pager = new HistoryPager(this.backplane, channel, seen.position, this.options.firstPageEntries);
-      const overtaken = (): boolean => round !== this.breaks || this.channels.get(channel) !== entry;
-      const first = await this.readPage(pager, overtaken);
-      // Broken again meanwhile (the next round takes over, `held` kept), or released.
-      if (overtaken()) return;
-      if (first === undefined) {
-        for (const stream of entry.streams) stream.skipTo(channel, undefined, 'catch_up_failed');
-      } else if (first.epoch !== seen.epoch) {
-        // The history was lost (Redis restarted empty): the gap is everything before the new
-        // history, and what the new history already holds came after it — written after the reset.
-        for (const stream of entry.streams) stream.skipTo(channel, { epoch: first.epoch, position: ZERO_POSITION, positionText: formatPosition(ZERO_POSITION) }, 'history_lost');
-        entry.seen = { epoch: first.epoch, position: ZERO_POSITION };
-        if (!(await this.replayCaughtUp(channel, entry, pager, first, overtaken))) return;
-      } else if (first.trimmed) {
-        const to = { epoch: first.epoch, position: first.last, positionText: first.lastText };
-        for (const stream of entry.streams) stream.skipTo(channel, to, 'history_trimmed');
-        entry.seen = { epoch: first.epoch, position: first.last };
-      } else if (!(await this.replayCaughtUp(channel, entry, pager, first, overtaken))) {
-        return;
-      }
+      const round = entry.breaks;
+      const completed = await catchUpChannel(
+        {
+          channel,
+          seen,
+          write: (message) => this.fanOut(entry, message).bytes,
+          skip: (to, cause) => {
+            for (const stream of entry.streams) stream.skipTo(channel, to, cause);
+          },
+          moveSeen: (epoch, position) => {
+            entry.seen = { epoch, position };
+          },
+          // Broken again meanwhile (the next round takes over, `held` kept), or released.
+          overtaken: () => entry.breaks !== round || this.channels.get(channel) !== entry,
+        },
+        this.catchUpDeps,
+      );
+      if (!completed) return;
     }
     const held = entry.held ?? [];
     const overflow = entry.heldOverflow;
@@ -348,61 +367,6 @@ export class StreamRegistry {
       // from the newest.
       for (const stream of entry.streams) stream.skipTo(channel, undefined, 'history_trimmed');
       this.deliver(overflow);
-    }
-  }
-
-  /** One page of a catch-up, retried with backoff; undefined when every try failed or it was overtaken. */
-  private async readPage(pager: HistoryPager, overtaken: () => boolean): Promise<HistoryPage | undefined> {
-    for (let attempt = 0; attempt < CATCH_UP_ATTEMPTS; attempt++) {
-      if (attempt > 0) await delay(CATCH_UP_RETRY_BASE_MS * 2 ** (attempt - 1));
-      if (overtaken()) return undefined;
-      try {
-        return await pager.next();
-      } catch (err) {
-        this.logger.warn({ err, channel: pager.channel, attempt }, 'catch-up read failed');
-      }
-    }
-    return undefined;
-  }
-
-  /**
-   * Writes what the subscriber missed on one channel, page by page up to the newest position the
-   * first page saw (held live messages follow), inside one replay span linked to the events'
-   * producers. Returns false when a newer break or a release overtook it.
-   */
-  private async replayCaughtUp(channel: ChannelName, entry: ChannelEntry, pager: HistoryPager, first: HistoryPage, overtaken: () => boolean): Promise<boolean> {
-    const span = startReplaySpan(
-      'catch_up',
-      first.entries.flatMap((message) => (message.header.tc === undefined ? [] : [message.header.tc])),
-      { 'messaging.destination.name': channel },
-    );
-    const until = first.last;
-    let events = 0;
-    let bytes = 0;
-    let page: HistoryPage | undefined = first;
-    try {
-      for (;;) {
-        withSpan(span, () => {
-          for (const message of (page as HistoryPage).entries) {
-            if (comparePositions(message.position, until) > 0) break;
-            bytes += this.fanOut(entry, message).bytes;
-            events++;
-          }
-        });
-        const last = page.entries.at(-1);
-        if (page.reachedNewest || last === undefined || comparePositions(last.position, until) >= 0) return true;
-        page = await this.readPage(pager, overtaken);
-        if (overtaken()) return false;
-        if (page === undefined || page.epoch !== first.epoch) {
-          for (const stream of entry.streams) stream.skipTo(channel, undefined, 'catch_up_failed');
-          return true;
-        }
-        if (page.trimmed) for (const stream of entry.streams) stream.skipTo(channel, undefined, 'history_trimmed');
-      }
-    } finally {
-      this.metrics.replayedEvents.inc(events);
-      span.setAttributes({ 'switchboard.replayed_events': events, 'switchboard.bytes_written': bytes });
-      span.end();
     }
   }
 }

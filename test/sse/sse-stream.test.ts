@@ -1,0 +1,104 @@
+// SseStream's life, in process: opening → replaying → live → ended, and what each state allows.
+import t from 'tap';
+import type { ChannelMessage } from '../../src/backplane/backplane.js';
+import { userChannel } from '../../src/backplane/channels.js';
+import { channelTag, formatSegment, type Position } from '../../src/history/cursor.js';
+import { encodeEventBody, encodeIdLine } from '../../src/sse/encoder.js';
+import { SseStream, type EncodedEvent, type StreamEndReason } from '../../src/sse/sse-stream.js';
+import { localResponse } from '../helpers/local-stream.js';
+import type { TeardownHost } from '../helpers/redis-server.js';
+
+const CHANNEL = userChannel('life');
+const TAG = channelTag(CHANNEL);
+const EPOCH = 'aaaaaaaaaaaa';
+
+function event(ms: number, data: string): EncodedEvent {
+  const position: Position = { ms, seq: 0 };
+  const positionText = `${ms}-0`;
+  const message: ChannelMessage = { channel: CHANNEL, epoch: EPOCH, position, positionText, header: { t: 'message', a: 0 }, dataJson: JSON.stringify(data) };
+  const segment = formatSegment(TAG, EPOCH, positionText);
+  const body = encodeEventBody('message', message.dataJson);
+  return { message, segment, body, bodyBytes: Buffer.byteLength(body), whole: Buffer.from(encodeIdLine(segment) + body) };
+}
+
+async function newStream(t: TeardownHost, maxBufferedBytes = 1024 * 1024) {
+  const local = await localResponse(t);
+  const ended: StreamEndReason[] = [];
+  const stream = new SseStream(local.response, {
+    userId: 'life',
+    channels: [CHANNEL],
+    tags: [TAG],
+    maxBufferedBytes,
+    drainTimeoutMs: 1000,
+    head: { 'content-type': 'text/event-stream' },
+    retryMs: 1000,
+    expiresAtMs: Number.MAX_SAFE_INTEGER,
+    onEnd: (_stream, reason) => ended.push(reason),
+    onReset: () => {},
+  });
+  stream.setPosition(0, EPOCH, { ms: 1, seq: 0 }, '1-0');
+  return { stream, local, ended };
+}
+
+const dataOf = (text: string): string[] => [...text.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1]!) as string);
+
+t.test('opening: nothing is written before the head, not even a heartbeat', async (t) => {
+  const { stream, local } = await newStream(t);
+  stream.heartbeat();
+  stream.deliver(event(5, 'early'));
+  t.equal(local.response.headersSent, false, 'no head yet');
+  stream.open();
+  stream.goLive();
+  await local.waitForText(/data: "early"/);
+  t.match(local.received(), /^retry: 1000\n: connected\n\n/, 'the head first, then what was queued');
+});
+
+t.test('replaying: live events wait; going live writes them after the replay, minus what it covered, in order', async (t) => {
+  const { stream, local } = await newStream(t);
+  stream.open();
+  stream.deliver(event(3, 'live-3'));
+  stream.deliver(event(4, 'live-4'));
+  stream.replay(event(2, 'replayed-2'));
+  stream.replay(event(3, 'replayed-3'));
+  stream.goLive();
+  stream.deliver(event(4, 'live-4-again'));
+  stream.deliver(event(5, 'live-5'));
+  await local.waitForText(/live-5/);
+  t.same(dataOf(local.received()), ['replayed-2', 'replayed-3', 'live-4', 'live-5'], 'each position once, in order');
+  t.match(stream.cursor(), /\.5-0$/, 'the cursor is at the last event written');
+});
+
+t.test('a gap found while replaying is told when the stream goes live, not before', async (t) => {
+  const { stream, local } = await newStream(t);
+  stream.open();
+  stream.skipTo(CHANNEL, { epoch: EPOCH, position: { ms: 9, seq: 0 }, positionText: '9-0' }, 'history_trimmed');
+  stream.replay(event(2, 'replayed'));
+  t.notMatch(local.received(), /reset/, 'no reset yet');
+  stream.goLive();
+  stream.deliver(event(10, 'after'));
+  await local.waitForText(/"after"/);
+  const text = local.received();
+  t.ok(text.indexOf('event: reset') > text.indexOf('"replayed"'), 'the reset comes after the replay');
+  t.match(text, /: history_trimmed\n\nid: \S+\.9-0\nevent: reset/, 'with its cause, at the position skipped to');
+});
+
+t.test('ended: once, from any state, and nothing is written after', async (t) => {
+  const { stream, local, ended } = await newStream(t);
+  stream.open();
+  stream.goLive();
+  stream.end('draining', 1234);
+  stream.end('slow_client');
+  stream.deliver(event(7, 'too-late'));
+  stream.heartbeat();
+  t.same(ended, ['draining'], 'ended once, for the first reason');
+  t.ok(stream.isEnded);
+  await local.waitForText(/retry: 1234/);
+  t.notMatch(local.received(), /too-late/);
+});
+
+t.test('a stream queueing more live events than the bound while replaying is cut', async (t) => {
+  const { stream, ended } = await newStream(t, 64 * 1024);
+  stream.open();
+  for (let ms = 10; ms < 20 && !stream.isEnded; ms++) stream.deliver(event(ms, 'x'.repeat(16 * 1024)));
+  t.same(ended, ['slow_client']);
+});
