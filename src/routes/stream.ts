@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import Type from 'typebox';
 import type { App, RouteContext } from '../app.js';
 import { bearer } from '../auth/api-keys.js';
@@ -7,9 +6,8 @@ import { SwitchboardError } from '../errors.js';
 import { firstPageEntries } from '../history/pages.js';
 import { ReplayBudget } from '../history/replay-budget.js';
 import { isValidTopic, isValidUserId, MAX_TOPICS_PER_STREAM } from '../identifiers.js';
-import { encodeComment, encodeRetry } from '../sse/encoder.js';
 import { ResumeGate } from '../sse/resume-gate.js';
-import { SseStream, type StreamEndReason } from '../sse/sse-stream.js';
+import { sendRetryElsewhere, SseStream, type StreamEndReason } from '../sse/sse-stream.js';
 import { openStream, type StreamOpenerDeps } from '../sse/stream-opener.js';
 
 const Query = Type.Object({
@@ -78,7 +76,7 @@ export function streamRoutes(app: App, context: RouteContext): void {
     if (slot === undefined) {
       const reason = deferred ?? 'resume_limit';
       metrics.streamsDeferred.inc({ reason });
-      retryElsewhere(response, headers, jitter(config.retryMs), reason);
+      sendRetryElsewhere(response, headers, jitter(config.retryMs), reason.replaceAll('_', ' '));
       return;
     }
 
@@ -134,9 +132,4 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 /** Spreads reconnects: between half and one and a half times the configured hint. */
 export function jitter(retryMs: number): number {
   return Math.round(retryMs * (0.5 + Math.random()));
-}
-
-function retryElsewhere(response: ServerResponse, headers: Record<string, string>, retryMs: number, reason: string): void {
-  response.writeHead(200, headers);
-  response.end(encodeRetry(retryMs) + encodeComment(reason.replaceAll('_', ' ')));
 }

@@ -294,6 +294,17 @@ export class SseStream {
 }
 
 /**
+ * The whole answer to a stream that cannot open here now (replica draining or full, backplane not
+ * ready, too many resumes): the SSE head, a `retry:` hint and a comment saying why, then the end,
+ * so the browser reconnects by itself, most likely to another replica. Never a 5xx: EventSource
+ * would give up for good.
+ */
+export function sendRetryElsewhere(response: ServerResponse, head: Record<string, string>, retryMs: number, reason: string): void {
+  response.writeHead(200, head);
+  response.end(encodeRetry(retryMs) + encodeComment(reason));
+}
+
+/**
  * Where a stream is in its life. Only these moves exist: opening → replaying (`open`, the head is
  * written), replaying → live (`goLive`), and any → ended. What a state needs lives in it: the
  * queue of live events exists only until the stream is live.
