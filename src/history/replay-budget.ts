@@ -6,10 +6,14 @@
  */
 export class ReplayBudget {
   private tokens: number;
-  private refilledAtMs = Date.now();
+  private refilledAtMs: number;
 
-  constructor(private readonly bytesPerSecond: number) {
+  constructor(
+    private readonly bytesPerSecond: number,
+    private readonly now: () => number = Date.now,
+  ) {
     this.tokens = bytesPerSecond;
+    this.refilledAtMs = now();
   }
 
   /**
@@ -17,13 +21,17 @@ export class ReplayBudget {
    * share the debt, so each waits for the pages read before its own: first come, first served.
    */
   async take(bytes: number): Promise<void> {
-    const now = Date.now();
+    const waitMs = this.draw(bytes);
+    // Not unref'd: a stream's replay is waiting on it.
+    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+  }
+
+  /** Draws `bytes` now; returns how long the reader must wait until the bucket is out of debt. */
+  draw(bytes: number): number {
+    const now = this.now();
     this.tokens = Math.min(this.bytesPerSecond, this.tokens + ((now - this.refilledAtMs) * this.bytesPerSecond) / 1000);
     this.refilledAtMs = now;
     this.tokens -= bytes;
-    if (this.tokens >= 0) return;
-    const waitMs = (-this.tokens * 1000) / this.bytesPerSecond;
-    // Not unref'd: a stream's replay is waiting on it.
-    await new Promise((resolve) => setTimeout(resolve, waitMs));
+    return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.bytesPerSecond;
   }
 }

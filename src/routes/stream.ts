@@ -130,6 +130,6 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 }
 
 /** Spreads reconnects: between half and one and a half times the configured hint. */
-export function jitter(retryMs: number): number {
+function jitter(retryMs: number): number {
   return Math.round(retryMs * (0.5 + Math.random()));
 }
