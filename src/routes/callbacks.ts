@@ -63,7 +63,7 @@ export function callbackRoutes(app: App, context: RouteContext): void {
       signatures?.verify(request.rawBody ?? '', request.headers);
 
       const type = header(request, 'x-event-type') ?? DEFAULT_CALLBACK_TYPE;
-      if (!isValidEventType(type)) throw new SwitchboardError('invalid_event_type', 'X-Event-Type must be 1-64 characters of [A-Za-z0-9._:-].');
+      if (!isValidEventType(type)) throw new SwitchboardError('invalid_event_type', 'X-Event-Type must be 1-64 characters of [A-Za-z0-9._:-], and not one the service reserves (reset, auth-expired, error, open, join, leave).');
       // Signed callbacks dedupe on the signed webhook-id alone: an unsigned Idempotency-Key added
       // to a captured request must not make its replay count as a new delivery.
       const dedupeKey = signatures !== undefined ? header(request, 'webhook-id') : (header(request, 'idempotency-key') ?? header(request, 'webhook-id'));
