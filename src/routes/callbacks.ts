@@ -10,8 +10,8 @@ export const DEFAULT_CALLBACK_TYPE = 'callback';
 /** Status recorded on the job when the payload does not name one. */
 export const CALLBACK_RECEIVED_STATUS = 'callback_received';
 /**
- * Callback dedupe keys live at least this long: twice the 5-minute signature tolerance, so a
- * captured signed callback cannot be replayed into a second delivery.
+ * Callback dedupe keys live as long as their job, and at least this long: twice the 5-minute
+ * signature tolerance, so a captured signed callback cannot be replayed into a second delivery.
  */
 export const MIN_CALLBACK_DEDUPE_SECONDS = 600;
 
@@ -38,8 +38,7 @@ declare module 'fastify' {
  * 202 again but delivered once.
  */
 export function callbackRoutes(app: App, context: RouteContext): void {
-  const { jobs, publisher, signatures, config } = context;
-  const dedupeSeconds = Math.max(MIN_CALLBACK_DEDUPE_SECONDS, config.historyTtlSeconds);
+  const { jobs, publisher, signatures } = context;
 
   // A named plugin: its name is what the tracing instrumentation calls the handler's span.
   void app.register(async function callbackRoute(scope) {
@@ -98,7 +97,7 @@ export function callbackRoutes(app: App, context: RouteContext): void {
       const published = await publisher.publish(userChannel(job.userId), {
         type,
         data: { correlationId, payload, receivedAt },
-        ...(dedupeKey === undefined ? {} : { idempotencyKey: `cb:${correlationId}:${dedupeKey}`, idempotencyTtlSeconds: dedupeSeconds }),
+        ...(dedupeKey === undefined ? {} : { idempotencyKey: `cb:${correlationId}:${dedupeKey}`, idempotencyTtlSeconds: dedupeSecondsFor(job) }),
       }, { route: 'callback', correlationId });
       // A retry of a callback whose first try was published but not recorded (Redis failed in
       // between, answered 503) records it now, so the job's state cannot stay behind for good.
@@ -109,6 +108,11 @@ export function callbackRoutes(app: App, context: RouteContext): void {
       return reply.code(202).send({ eventId: published.id, receivers: published.receivers, duplicate: published.duplicate });
     });
   });
+}
+
+/** A job's runner may retry a callback for as long as the job lives; a retry must stay a duplicate. */
+function dedupeSecondsFor(job: Job): number {
+  return Math.max(MIN_CALLBACK_DEDUPE_SECONDS, Math.ceil((Date.parse(job.expiresAt) - Date.now()) / 1000));
 }
 
 /** A payload may name the job's new status (`{"status": "done", …}`); otherwise it is "callback_received". */

@@ -72,3 +72,22 @@ t.test('callbacks for unknown or expired jobs are 404 on every replica', async (
   t.equal(expired.status, 404);
   t.equal(expired.json.code, 'job_not_found');
 });
+
+t.test('callback dedupe lives as long as the job, and never less than 600 s', async (t) => {
+  // HISTORY_TTL_SECONDS (3600 by default) has nothing to do with how long a job's runner retries.
+  const fleet = await startFleet(t, 1, { HISTORY_TTL_SECONDS: '60' });
+  const replica = fleet.replicas[0]!;
+  const dedupeTtl = async (userId: string, ttlSeconds: number): Promise<number> => {
+    const created = await postJson(`${replica.url}/v1/jobs`, { userId, ttlSeconds }, { bearer: PUBLISH_API_KEY });
+    t.equal(created.status, 201);
+    const { correlationId } = created.json;
+    const first = await postJson(`${replica.url}/v1/callbacks/${correlationId}`, { n: 1 }, { headers: { 'idempotency-key': 'k1' } });
+    t.same([first.status, first.json.duplicate], [202, false]);
+    return Number(await fleet.redis.command('TTL', `sb:{u:${userId}}:idem:cb:${correlationId}:k1`));
+  };
+  const week = 7 * 86_400;
+  const long = await dedupeTtl('dedupe-long', week);
+  t.ok(long > week - 60 && long <= week, `a week-long job: the dedupe key lives a week (TTL ${long} s)`);
+  const short = await dedupeTtl('dedupe-short', 5);
+  t.ok(short > 600 - 60 && short <= 600, `a 5-second job: the dedupe key still lives 600 s (TTL ${short} s)`);
+});
