@@ -6,8 +6,11 @@ export interface JobStore {
   create(job: NewJob): Promise<Job>;
   /** Undefined when the id is unknown or the job expired. */
   get(correlationId: string): Promise<Job | undefined>;
-  /** Records a delivered callback and the job's new status; keeps the newest MAX_CALLBACKS_KEPT. */
-  recordCallback(correlationId: string, callback: CallbackRecord, status: string): Promise<void>;
+  /**
+   * Records a delivered callback and the job's new status; keeps the newest MAX_CALLBACKS_KEPT.
+   * False, and nothing written, when the job is unknown or expired.
+   */
+  recordCallback(correlationId: string, callback: CallbackRecord, status: string): Promise<boolean>;
 }
 
 export interface NewJob {

@@ -91,3 +91,24 @@ t.test('callback dedupe lives as long as the job, and never less than 600 s', as
   const short = await dedupeTtl('dedupe-short', 5);
   t.ok(short > 600 - 60 && short <= 600, `a 5-second job: the dedupe key still lives 600 s (TTL ${short} s)`);
 });
+
+t.test('at Redis maxmemory (noeviction) a job is still read, and a callback to an unknown id is still 404', async (t) => {
+  const fleet = await startFleet(t, 1);
+  const replica = fleet.replicas[0]!;
+  const created = await postJson(`${replica.url}/v1/jobs`, { userId: 'oom-user' }, { bearer: PUBLISH_API_KEY });
+  t.equal(created.status, 201);
+  const { correlationId } = created.json;
+
+  // Fill past 1 MB, then cap memory below what is used: every write, and every MULTI, is refused.
+  await fleet.redis.command('EVAL', "for i = 1, 20000 do redis.call('SET', 'fill:' .. i, string.rep('x', 100)) end return 1", 0);
+  await fleet.redis.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+  await fleet.redis.command('CONFIG', 'SET', 'maxmemory', '1mb');
+  await t.rejects(fleet.redis.command('SET', 'one-more', 'x'), /OOM/, 'Redis is out of memory');
+
+  const job = await getJson(`${replica.url}/v1/jobs/${correlationId}`, { bearer: PUBLISH_API_KEY });
+  t.same([job.status, job.json.userId], [200, 'oom-user'], 'GET /v1/jobs/:id answers');
+  const unknown = await postJson(`${replica.url}/v1/callbacks/AAAAAAAAAAAAAAAAAAAAAAAA`, { x: 1 });
+  t.same([unknown.status, unknown.json.code], [404, 'job_not_found'], 'a callback to an unknown id: 404, not 503');
+  const known = await postJson(`${replica.url}/v1/callbacks/${correlationId}`, { x: 1 });
+  t.same([known.status, known.json.code], [503, 'backplane_unavailable'], 'a callback to a known job: found, then 503 since the event cannot be stored');
+});
