@@ -1,4 +1,4 @@
-import { INITIAL_JOB_STATUS, MAX_CALLBACKS_KEPT, type CallbackRecord, type Job, type JobStore, type NewJob } from './job-store.js';
+import { INITIAL_JOB_STATUS, keptCallback, MAX_CALLBACKS_KEPT, type CallbackRecord, type Job, type JobStore, type NewJob } from './job-store.js';
 
 /** How often expired jobs are swept from memory. */
 const SWEEP_INTERVAL_MS = 30_000;
@@ -32,7 +32,7 @@ export class MemoryJobStore implements JobStore {
     const job = this.live(correlationId);
     if (job === undefined) return false;
     job.status = status;
-    job.callbacks.unshift(structuredClone(callback));
+    job.callbacks.unshift(structuredClone(keptCallback(callback)));
     job.callbacks.length = Math.min(job.callbacks.length, MAX_CALLBACKS_KEPT);
     return true;
   }

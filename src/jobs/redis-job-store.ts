@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { backplaneUnavailable } from '../errors.js';
 import { jobCallbacksKey, jobKey } from '../backplane/channels.js';
-import { INITIAL_JOB_STATUS, MAX_CALLBACKS_KEPT, type CallbackRecord, type Job, type JobStore, type NewJob } from './job-store.js';
+import { INITIAL_JOB_STATUS, keptCallback, MAX_CALLBACKS_KEPT, type CallbackRecord, type Job, type JobStore, type NewJob } from './job-store.js';
 
 /**
  * Jobs in Redis: a hash per job and a capped list of its callbacks, both expiring with the job,
@@ -69,7 +69,7 @@ export class RedisJobStore implements JobStore {
         .hset(key, 'status', status)
         // Again on the hash: had it expired since the HGET, HSET made a new one without a TTL.
         .pexpireat(key, expiresAtMs)
-        .lpush(list, JSON.stringify(callback))
+        .lpush(list, JSON.stringify(keptCallback(callback)))
         .ltrim(list, 0, MAX_CALLBACKS_KEPT - 1)
         .pexpireat(list, expiresAtMs)
         .exec(),

@@ -102,7 +102,7 @@ export function callbackRoutes(app: App, context: RouteContext): void {
       // A retry of a callback whose first try was published but not recorded (Redis failed in
       // between, answered 503) records it now, so the job's state cannot stay behind for good.
       if (!published.duplicate || !job.callbacks.some((callback) => callback.eventId === published.id)) {
-        const recorded = await jobs.recordCallback(correlationId, { eventId: published.id, type, receivedAt, receivers: published.receivers }, statusOf(payload));
+        const recorded = await jobs.recordCallback(correlationId, { eventId: published.id, type, receivedAt, receivers: published.receivers, payload }, statusOf(payload));
         if (!recorded) request.log.info({ eventId: published.id }, 'callback delivered, but its job expired before it was recorded');
       }
       request.log.info({ eventId: published.id, receivers: published.receivers, duplicate: published.duplicate }, 'callback accepted');

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import type { Redis } from 'ioredis';
 import { createRedisConnections } from '../../src/backplane/redis-connections.js';
 import { SwitchboardError } from '../../src/errors.js';
-import { MAX_CALLBACKS_KEPT, type CallbackRecord, type JobStore } from '../../src/jobs/job-store.js';
+import { MAX_CALLBACK_PAYLOAD_BYTES, MAX_CALLBACKS_KEPT, type CallbackRecord, type JobStore } from '../../src/jobs/job-store.js';
 import { MemoryJobStore } from '../../src/jobs/memory-job-store.js';
 import { RedisJobStore } from '../../src/jobs/redis-job-store.js';
 import { newCorrelationId } from '../../src/routes/jobs.js';
@@ -42,6 +42,7 @@ const callback = (n: number, extra: Partial<CallbackRecord> = {}): CallbackRecor
   type: 'callback',
   receivedAt: new Date().toISOString(),
   receivers: 1,
+  payload: { n },
   ...extra,
 });
 
@@ -101,17 +102,46 @@ for (const [name, setup] of Object.entries(implementations)) {
       t.match(job?.callbacks[0], { eventId: `event-${total}`, type: `step.${total}`, receivers: 1, receivedAt: String });
     });
 
+    t.test('each callback keeps its payload, as JSON round-trips it', async (t) => {
+      const store = await make();
+      const correlationId = newCorrelationId();
+      await store.create({ correlationId, userId: 'gina', ttlSeconds: 600, metadata: undefined });
+      const payloads = [{ status: 'done', rows: 42, nested: { list: [1, 'two', null, true] } }, 'Zoë 🚀 \u2028', 12.5, [], null];
+      for (const [n, payload] of payloads.entries()) await store.recordCallback(correlationId, callback(n, { payload }), 'done');
+      const job = await store.get(correlationId);
+      t.same(job?.callbacks.map((c) => c.payload), [...payloads].reverse(), 'newest first, each payload as given');
+      t.notOk(job?.callbacks.some((c) => 'payloadTruncated' in c), 'none truncated');
+    });
+
+    t.test(`a payload over ${MAX_CALLBACK_PAYLOAD_BYTES} bytes of UTF-8 JSON is kept as null, marked payloadTruncated`, async (t) => {
+      const store = await make();
+      const correlationId = newCorrelationId();
+      await store.create({ correlationId, userId: 'hank', ttlSeconds: 600, metadata: undefined });
+      // JSON.stringify of a string adds its two quotes; é is two bytes in UTF-8.
+      const atLimit = 'x'.repeat(MAX_CALLBACK_PAYLOAD_BYTES - 2);
+      const overLimit = 'x'.repeat(MAX_CALLBACK_PAYLOAD_BYTES - 1);
+      const overInBytes = 'é'.repeat(MAX_CALLBACK_PAYLOAD_BYTES / 2);
+      t.ok(JSON.stringify(overInBytes).length < MAX_CALLBACK_PAYLOAD_BYTES, 'under the limit in characters, over it in bytes');
+      for (const [n, payload] of [atLimit, overLimit, overInBytes].entries()) await store.recordCallback(correlationId, callback(n, { payload }), 'done');
+      const [bytes, over, exact] = (await store.get(correlationId))?.callbacks ?? [];
+      t.same([exact?.payload, 'payloadTruncated' in (exact ?? {})], [atLimit, false], 'exactly at the limit: kept');
+      t.same([over?.payload, over?.payloadTruncated], [null, true], 'one byte over: null, payloadTruncated');
+      t.same([bytes?.payload, bytes?.payloadTruncated], [null, true], 'over in bytes though not in characters: null, payloadTruncated');
+      t.same([over?.eventId, over?.type, over?.receivers], ['event-1', 'callback', 1], 'the rest of the record is kept');
+    });
+
     t.test('what a caller passes or reads is a copy: mutating it changes nothing stored', async (t) => {
       const store = await make();
       const correlationId = newCorrelationId();
       await store.create({ correlationId, userId: 'erin', ttlSeconds: 600, metadata: { a: 1 } });
-      const record = callback(1);
+      const record = callback(1, { payload: { rows: 1 } });
       await store.recordCallback(correlationId, record, 'done');
       record.eventId = 'mutated';
+      (record.payload as { rows: number }).rows = 2;
       const read = await store.get(correlationId);
       (read as { status: string }).status = 'mutated';
       const again = await store.get(correlationId);
-      t.same([again?.status, again?.callbacks[0]?.eventId], ['done', 'event-1']);
+      t.same([again?.status, again?.callbacks[0]?.eventId, again?.callbacks[0]?.payload], ['done', 'event-1', { rows: 1 }]);
     });
   });
 }

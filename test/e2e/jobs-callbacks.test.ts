@@ -53,6 +53,7 @@ t.test('a callback posted to any replica reaches the job user\'s stream on anoth
   t.equal(job.json.status, 'callback_received', 'the latest callback named no status');
   t.same(job.json.metadata, { kind: 'report' });
   t.same(job.json.callbacks.map((c: { eventId: string }) => c.eventId), [later.json.eventId, callback.json.eventId], 'newest first, duplicates not recorded');
+  t.same(job.json.callbacks.map((c: { payload: unknown }) => c.payload), [{ step: 2 }, { status: 'done', rows: 42 }], 'each with its payload');
 
   const userToken = await fleet.token('carol');
   const asUser = await getJson(`${r3.url}/v1/jobs/${correlationId}`, { bearer: userToken });
