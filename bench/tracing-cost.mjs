@@ -93,7 +93,7 @@ async function startReplica(mode, redisUrl, replicaId) {
 }
 
 async function startReplicaOnce(mode, redisUrl, replicaId) {
-  const env = { ...process.env, REDIS_URL: redisUrl, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: API_KEY, PORT: '0', HOST: '127.0.0.1', REPLICA_ID: replicaId };
+  const env = { ...process.env, REDIS_URL: redisUrl, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: API_KEY, ALLOW_UNSIGNED_CALLBACKS: 'true', PORT: '0', HOST: '127.0.0.1', REPLICA_ID: replicaId };
   for (const key of Object.keys(env)) if (key.startsWith('OTEL_')) delete env[key];
   if (mode === 'on') {
     Object.assign(env, { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_BSP_SCHEDULE_DELAY: '500' });

@@ -111,7 +111,7 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
     publisher: new EventPublisher(deps.backplane, metrics, config.replicaId),
     tokens: new StreamTokens(config.streamTokenSecret),
     apiKeys: new ApiKeys(config.publishApiKeys),
-    signatures: config.callbackSecret === undefined ? undefined : new WebhookSignatures(config.callbackSecret),
+    signatures: config.callbackSecrets.length === 0 ? undefined : new WebhookSignatures(config.callbackSecrets),
     lifecycle,
     metrics,
   };

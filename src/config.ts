@@ -15,7 +15,8 @@ const EnvSchema = Type.Object({
   REPLICA_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$' })),
   STREAM_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   PUBLISH_API_KEY: Type.Optional(Type.String({ minLength: 16 })),
-  CALLBACK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_[A-Za-z0-9+/=]{16,}$' })),
+  CALLBACK_SECRET: Type.Optional(Type.String()),
+  ALLOW_UNSIGNED_CALLBACKS: Type.Boolean({ default: false }),
   PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   CORS_ORIGINS: Type.Optional(Type.String()),
   HEARTBEAT_MS: Type.Integer({ default: 15_000, minimum: 100 }),
@@ -54,7 +55,14 @@ export interface Config {
   readonly streamTokenSecret: string;
   /** Several keys are accepted at once so a key can be rotated without downtime. */
   readonly publishApiKeys: readonly string[];
-  readonly callbackSecret: string | undefined;
+  /**
+   * Master secrets for callback signatures, as bytes in base64 (no `whsec_` prefix); empty when
+   * callbacks are unsigned. Several are accepted at once for rotation; jobs get secrets derived
+   * from the first.
+   */
+  readonly callbackSecrets: readonly string[];
+  /** Set to run with Redis but without CALLBACK_SECRET (the correlation id alone lets anyone post). */
+  readonly allowUnsignedCallbacks: boolean;
   readonly publicUrl: string | undefined;
   /** Browser origins allowed to call cross-origin: unset = none (no CORS headers), `*` = any, without credentials. */
   readonly corsOrigins: '*' | readonly string[] | undefined;
@@ -127,6 +135,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     throw new ConfigError('PUBLISH_API_KEY: every comma-separated key must be at least 16 characters');
   }
 
+  const callbackSecrets = parseCallbackSecrets(parsed.CALLBACK_SECRET);
+  if (shared && callbackSecrets.length === 0 && !parsed.ALLOW_UNSIGNED_CALLBACKS) {
+    // Every callback event shows its correlation id to the job's user: unsigned, that id lets the
+    // user post to their own job, and on a shared fleet that is rarely what anyone meant.
+    throw new ConfigError(
+      'CALLBACK_SECRET is required when REDIS_URL is set (callbacks must be signed); set ALLOW_UNSIGNED_CALLBACKS=true to accept unsigned callbacks anyway',
+    );
+  }
+
   const config: Config = {
     port: parsed.PORT,
     host: parsed.HOST,
@@ -134,7 +151,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     replicaId: parsed.REPLICA_ID ?? `${hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 48)}-${process.pid}`,
     streamTokenSecret,
     publishApiKeys,
-    callbackSecret: parsed.CALLBACK_SECRET,
+    callbackSecrets,
+    allowUnsignedCallbacks: parsed.ALLOW_UNSIGNED_CALLBACKS,
     publicUrl: parsed.PUBLIC_URL?.replace(/\/+$/, ''),
     corsOrigins: parseCorsOrigins(parsed.CORS_ORIGINS),
     heartbeatMs: parsed.HEARTBEAT_MS,
@@ -183,6 +201,26 @@ function parseCorsOrigins(raw: string | undefined): Config['corsOrigins'] {
     }
   }
   return Object.freeze([...new Set(entries)]);
+}
+
+/** Shortest base64 text accepted as a callback secret (12 bytes); the rule before rotation existed. */
+const MIN_CALLBACK_SECRET_CHARS = 16;
+
+/**
+ * CALLBACK_SECRET: comma-separated Standard Webhooks secrets, each `whsec_<base64>` or the bare
+ * base64, as the reference libraries accept them. Returns each as canonical base64, no prefix.
+ */
+function parseCallbackSecrets(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const secrets = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map((s) => s.replace(/^whsec_/, ''));
+  // Round-tripping refuses what Buffer would decode leniently (bad characters, missing padding).
+  const valid = (s: string): boolean => s.length >= MIN_CALLBACK_SECRET_CHARS && Buffer.from(s, 'base64').toString('base64') === s;
+  if (secrets.length === 0 || !secrets.every(valid)) {
+    throw new ConfigError(
+      `CALLBACK_SECRET: every comma-separated secret must be standard base64 (padded) of at least ${MIN_CALLBACK_SECRET_CHARS} characters, with or without the whsec_ prefix`,
+    );
+  }
+  return secrets;
 }
 
 /** Only the variables in the schema reach the validator; empty strings count as unset. */

@@ -8,7 +8,16 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
 export const isValidUserId = (value: string): boolean => NAME.test(value);
 export const isValidTopic = (value: string): boolean => NAME.test(value);
-export const isValidEventType = (value: string): boolean => EVENT_TYPE.test(value);
+/**
+ * Event types the service emits itself (`reset`, `auth-expired`, `error`, `open`) or keeps for
+ * presence (`join`, `leave`). Refused from every sender, so a client can trust that an event of
+ * one of these types came from Switchboard: a forged `auth-expired` would make every client of a
+ * user drop its stream and refetch its token, a forged `reset` is indistinguishable from a real one.
+ */
+export const RESERVED_EVENT_TYPES: ReadonlySet<string> = new Set(['reset', 'auth-expired', 'error', 'open', 'join', 'leave']);
+
+/** The rule for every type a sender names (publish body `type`, callback `X-Event-Type`). */
+export const isValidEventType = (value: string): boolean => EVENT_TYPE.test(value) && !RESERVED_EVENT_TYPES.has(value);
 export const isValidCorrelationId = (value: string): boolean => CORRELATION_ID.test(value);
 export const isValidIdempotencyKey = (value: string): boolean => IDEMPOTENCY_KEY.test(value);
 

@@ -29,6 +29,9 @@ async function main(): Promise<void> {
   if (backplane.kind === 'memory') {
     app.log.warn('no REDIS_URL: running on the in-process backplane, which serves ONE replica only');
   }
+  if (config.allowUnsignedCallbacks && config.callbackSecrets.length === 0) {
+    app.log.warn('ALLOW_UNSIGNED_CALLBACKS=true and no CALLBACK_SECRET: callbacks are unsigned, anyone who knows a correlation id (the job\'s user too) can post to its job');
+  }
   printQuickstart(loaded, port);
 
   let stopping = false;

@@ -7,11 +7,17 @@
 // callbackUrl after random delays; each callback lands on whichever replica nginx picks. The
 // browser never holds the publisher key, and Switchboard needs no demo-only endpoint for jobs.
 //
+// When Switchboard signs callbacks (CALLBACK_SECRET set, as in deploy/demo.env), POST /v1/jobs also
+// answers the job's own `callbackSecret`: the worker signs each callback with it, the Standard
+// Webhooks way, and keeps it to itself (the page never sees it). That secret is valid for this one
+// job, so a callback captured on its way cannot be replayed into anybody else's job.
+//
 // Which replica took each callback is only visible in that callback's response (X-Replica-Id):
 // the worker keeps it, and the page reads it back from GET /worker/jobs/:correlationId.
 //
 // Environment: PORT (3100), SWITCHBOARD_URL (where the load balancer is), PUBLISH_API_KEY,
 // JOB_STEPS (3), STEP_DELAY_MIN_MS (700), STEP_DELAY_MAX_MS (2500).
+import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 
 const settings = readSettings(process.env);
@@ -70,16 +76,16 @@ async function startJob(body) {
   };
   remember(job);
   log(`job ${short(job.correlationId)} for ${userId}: registered by ${job.registeredBy}`);
-  void run(job, answer.callbackUrl);
+  void run(job, answer.callbackUrl, answer.callbackSecret);
   return { status: 201, body: job };
 }
 
-async function run(job, callbackUrl) {
+async function run(job, callbackUrl, callbackSecret) {
   for (let step = 1; step <= job.steps; step++) {
     await delay(settings.minDelayMs + Math.random() * (settings.maxDelayMs - settings.minDelayMs));
     const done = step === job.steps;
     const payload = { status: done ? 'done' : 'running', step, of: job.steps, progress: Math.round((step / job.steps) * 100) };
-    const result = await postCallback(callbackUrl, payload, `${job.correlationId}:${step}`);
+    const result = await postCallback(callbackUrl, payload, `${job.correlationId}:${step}`, callbackSecret);
     job.callbacks.push({ step, ...result });
     log(`job ${short(job.correlationId)} step ${step}/${job.steps}: ${result.status} from ${result.takenBy ?? '-'}`);
     if (result.status !== 202) return;
@@ -88,20 +94,26 @@ async function run(job, callbackUrl) {
 
 /**
  * At-least-once, as real job systems deliver: a failed attempt is retried with the same
- * Idempotency-Key, so Switchboard delivers the callback once however often it arrives.
+ * Idempotency-Key (or, signed, the same webhook-id), so Switchboard delivers the callback once
+ * however often it arrives.
  */
-async function postCallback(callbackUrl, payload, idempotencyKey) {
+async function postCallback(callbackUrl, payload, idempotencyKey, callbackSecret) {
+  const body = JSON.stringify(payload);
   let last = { status: 0, takenBy: null, eventId: null, attempts: 0 };
   for (let attempt = 1; attempt <= CALLBACK_ATTEMPTS; attempt++) {
     try {
       const response = await fetch(callbackUrl, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey },
-        body: JSON.stringify(payload),
+        headers: {
+          'content-type': 'application/json',
+          // Signed afresh on each attempt: the timestamp must be within 5 minutes of arrival.
+          ...(callbackSecret ? signatureHeaders(callbackSecret, idempotencyKey, body) : { 'idempotency-key': idempotencyKey }),
+        },
+        body,
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
-      const body = await response.json().catch(() => ({}));
-      last = { status: response.status, takenBy: response.headers.get('x-replica-id'), eventId: body.eventId ?? null, attempts: attempt };
+      const answer = await response.json().catch(() => ({}));
+      last = { status: response.status, takenBy: response.headers.get('x-replica-id'), eventId: answer.eventId ?? null, attempts: attempt };
       // Only a 5xx is worth repeating; a 4xx (expired job) will not change.
       if (response.status < 500) return last;
     } catch (err) {
@@ -110,6 +122,14 @@ async function postCallback(callbackUrl, payload, idempotencyKey) {
     if (attempt < CALLBACK_ATTEMPTS) await delay(250 * 2 ** attempt);
   }
   return last;
+}
+
+/** Standard Webhooks v1: HMAC-SHA256, keyed with the job's secret, over `id.timestamp.body`. */
+function signatureHeaders(secret, msgId, body) {
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  const signature = createHmac('sha256', key).update(`${msgId}.${timestamp}.${body}`).digest('base64');
+  return { 'webhook-id': msgId, 'webhook-timestamp': timestamp, 'webhook-signature': `v1,${signature}` };
 }
 
 function remember(job) {

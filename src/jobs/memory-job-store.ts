@@ -1,4 +1,4 @@
-import { INITIAL_JOB_STATUS, MAX_CALLBACKS_KEPT, type CallbackRecord, type Job, type JobStore, type NewJob } from './job-store.js';
+import { INITIAL_JOB_STATUS, keptCallback, MAX_CALLBACKS_KEPT, type CallbackRecord, type Job, type JobStore, type NewJob } from './job-store.js';
 
 /** How often expired jobs are swept from memory. */
 const SWEEP_INTERVAL_MS = 30_000;
@@ -24,21 +24,27 @@ export class MemoryJobStore implements JobStore {
   }
 
   async get(correlationId: string): Promise<Job | undefined> {
-    const job = this.jobs.get(correlationId);
-    if (job === undefined || Date.parse(job.expiresAt) <= Date.now()) return undefined;
-    return structuredClone(job);
+    const job = this.live(correlationId);
+    return job === undefined ? undefined : structuredClone(job);
   }
 
-  async recordCallback(correlationId: string, callback: CallbackRecord, status: string): Promise<void> {
-    const job = this.jobs.get(correlationId);
-    if (job === undefined) return;
+  async recordCallback(correlationId: string, callback: CallbackRecord, status: string): Promise<boolean> {
+    const job = this.live(correlationId);
+    if (job === undefined) return false;
     job.status = status;
-    job.callbacks.unshift(callback);
+    job.callbacks.unshift(structuredClone(keptCallback(callback)));
     job.callbacks.length = Math.min(job.callbacks.length, MAX_CALLBACKS_KEPT);
+    return true;
   }
 
   close(): void {
     clearInterval(this.sweeper);
+  }
+
+  /** The job unless it is unknown or expired: an expired job is gone even before the sweep. */
+  private live(correlationId: string): Job | undefined {
+    const job = this.jobs.get(correlationId);
+    return job === undefined || Date.parse(job.expiresAt) <= Date.now() ? undefined : job;
   }
 
   private sweep(): void {

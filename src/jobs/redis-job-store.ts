@@ -1,12 +1,16 @@
 import type { Redis } from 'ioredis';
 import { backplaneUnavailable } from '../errors.js';
 import { jobCallbacksKey, jobKey } from '../backplane/channels.js';
-import { INITIAL_JOB_STATUS, MAX_CALLBACKS_KEPT, type CallbackRecord, type Job, type JobStore, type NewJob } from './job-store.js';
+import { INITIAL_JOB_STATUS, keptCallback, MAX_CALLBACKS_KEPT, type CallbackRecord, type Job, type JobStore, type NewJob } from './job-store.js';
 
 /**
  * Jobs in Redis: a hash per job and a capped list of its callbacks, both expiring with the job,
  * so any replica can resolve a correlation id. Uses the replica's command connection (no offline
  * queue, short timeout): every failure is a 503, never a hang.
+ *
+ * Reads are a pipeline, never MULTI: at `maxmemory` (noeviction) Redis refuses every command
+ * queued in a MULTI, reads included (EXECABORT), while plain reads still answer. A job must stay
+ * readable then (GET /v1/jobs/:id, the callback's 404 check); only writes answer 503.
  */
 export class RedisJobStore implements JobStore {
   constructor(private readonly redis: Redis) {}
@@ -30,13 +34,14 @@ export class RedisJobStore implements JobStore {
       expiresAt: stored.expiresAt,
     };
     if (job.metadata !== undefined) fields.metadata = JSON.stringify(job.metadata);
-    await this.transaction(this.redis.multi().hset(jobKey(job.correlationId), fields).pexpireat(jobKey(job.correlationId), expiresAtMs).exec());
+    await this.replies(this.redis.multi().hset(jobKey(job.correlationId), fields).pexpireat(jobKey(job.correlationId), expiresAtMs).exec());
     return stored;
   }
 
   async get(correlationId: string): Promise<Job | undefined> {
-    const results = await this.transaction(
-      this.redis.multi().hgetall(jobKey(correlationId)).lrange(jobCallbacksKey(correlationId), 0, MAX_CALLBACKS_KEPT - 1).exec(),
+    // Not atomic, and need not be: a callback recorded between the two reads shows in the next.
+    const results = await this.replies(
+      this.redis.pipeline().hgetall(jobKey(correlationId)).lrange(jobCallbacksKey(correlationId), 0, MAX_CALLBACKS_KEPT - 1).exec(),
     );
     const hash = results[0] as Record<string, string>;
     const callbacks = results[1] as string[];
@@ -52,20 +57,24 @@ export class RedisJobStore implements JobStore {
     };
   }
 
-  async recordCallback(correlationId: string, callback: CallbackRecord, status: string): Promise<void> {
+  async recordCallback(correlationId: string, callback: CallbackRecord, status: string): Promise<boolean> {
     const key = jobKey(correlationId);
     const list = jobCallbacksKey(correlationId);
     const expiresAt = await this.command(this.redis.hget(key, 'expiresAt'));
-    if (expiresAt === null) return;
-    await this.transaction(
+    if (expiresAt === null) return false;
+    const expiresAtMs = Date.parse(expiresAt);
+    await this.replies(
       this.redis
         .multi()
         .hset(key, 'status', status)
-        .lpush(list, JSON.stringify(callback))
+        // Again on the hash: had it expired since the HGET, HSET made a new one without a TTL.
+        .pexpireat(key, expiresAtMs)
+        .lpush(list, JSON.stringify(keptCallback(callback)))
         .ltrim(list, 0, MAX_CALLBACKS_KEPT - 1)
-        .pexpireat(list, Date.parse(expiresAt))
+        .pexpireat(list, expiresAtMs)
         .exec(),
     );
+    return true;
   }
 
   /** Any failure (down, timeout, error reply) is a 503. */
@@ -77,8 +86,8 @@ export class RedisJobStore implements JobStore {
     }
   }
 
-  /** A MULTI/EXEC's replies, or a 503 if it or any command in it failed. */
-  private async transaction(pending: Promise<[Error | null, unknown][] | null>): Promise<unknown[]> {
+  /** A pipeline's or MULTI/EXEC's replies, or a 503 if it or any command in it failed. */
+  private async replies(pending: Promise<[Error | null, unknown][] | null>): Promise<unknown[]> {
     const results = await this.command(pending);
     if (results === null) throw backplaneUnavailable(new Error('transaction aborted'));
     const failed = results.find(([err]) => err !== null);

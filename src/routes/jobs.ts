@@ -17,7 +17,7 @@ const JobBody = Type.Object({
 export const newCorrelationId = (): string => randomBytes(18).toString('base64url');
 
 /** POST /v1/jobs and GET /v1/jobs/:correlationId — register an async job, read its state. */
-export function jobRoutes(app: App, { apiKeys, tokens, jobs, config }: RouteContext): void {
+export function jobRoutes(app: App, { apiKeys, tokens, jobs, config, signatures }: RouteContext): void {
   app.post('/v1/jobs', { schema: { body: JobBody } }, async (request, reply) => {
     apiKeys.check(request.headers.authorization);
     const { userId, ttlSeconds = config.jobTtlSeconds, metadata } = request.body;
@@ -27,6 +27,8 @@ export function jobRoutes(app: App, { apiKeys, tokens, jobs, config }: RouteCont
       correlationId: job.correlationId,
       callbackUrl: `${baseUrl(request, config.publicUrl)}/v1/callbacks/${job.correlationId}`,
       expiresAt: job.expiresAt,
+      // The job runner signs its callbacks with this; it is valid for this job only.
+      ...(signatures === undefined ? {} : { callbackSecret: signatures.secretFor(job.correlationId) }),
     });
   });
 

@@ -1,7 +1,8 @@
 // Every error row of the contract, answered as RFC 9457 problem+json with a stable `code`, plus
 // the success shapes of the publisher API that the error rows are the other side of. Runs against
-// real replica processes on a real redis-server: r1 without a callback secret (and with two
-// publisher keys, for rotation), r2 with CALLBACK_SECRET so callbacks must be signed.
+// real replica processes on a real redis-server: r1 without a callback secret (unsigned callbacks
+// allowed, and two publisher keys, for rotation), r2 with CALLBACK_SECRET so callbacks must be
+// signed, each with its job's own callbackSecret.
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { Webhook } from 'standardwebhooks';
@@ -58,20 +59,20 @@ function assertProblem(t: Test, answer: Answer, status: number, code: string, la
 const userEvents = (user: string, replica: Replica = r1): string => `${replica.url}/v1/users/${encodeURIComponent(user)}/events`;
 const topicEvents = (topic: string, replica: Replica = r1): string => `${replica.url}/v1/topics/${encodeURIComponent(topic)}/events`;
 
-async function createJob(userId: string, replica: Replica = r1): Promise<{ correlationId: string; callbackUrl: string; expiresAt: string }> {
+async function createJob(userId: string, replica: Replica = r1): Promise<{ correlationId: string; callbackUrl: string; expiresAt: string; callbackSecret?: string }> {
   const created = await postJson(`${replica.url}/v1/jobs`, { userId }, { bearer: PUBLISH_API_KEY });
   if (created.status !== 201) throw new Error(`job for ${userId}: ${created.status} ${created.text}`);
   return created.json;
 }
 
-/** A callback signed the Standard Webhooks way over exactly `payload`. */
+/** A callback signed the Standard Webhooks way over exactly `payload`, with the job's (or another) secret. */
 function signedCallback(
   url: string,
   payload: string,
-  opts: { msgId: string; at?: Date; secret?: string; headers?: Record<string, string> },
+  opts: { msgId: string; secret: string; at?: Date; headers?: Record<string, string> },
 ): Promise<RawResponse> {
   const at = opts.at ?? new Date();
-  const signature = new Webhook(opts.secret ?? CALLBACK_SECRET).sign(opts.msgId, at, payload);
+  const signature = new Webhook(opts.secret).sign(opts.msgId, at, payload);
   return rawRequest({
     url,
     method: 'POST',
@@ -291,7 +292,9 @@ t.test('callbacks without CALLBACK_SECRET: 404, 413, 415, 400', async (t) => {
 });
 
 t.test('callbacks with CALLBACK_SECRET: signatures, tolerance, replay', async (t) => {
-  const { correlationId } = await createJob('signed-user', r2);
+  const { correlationId, callbackSecret } = await createJob('signed-user', r2);
+  t.match(callbackSecret, /^whsec_[A-Za-z0-9+/]+=*$/, 'POST /v1/jobs answers the job\'s signing secret');
+  const secret = callbackSecret as string;
   const url = `${r2.url}/v1/callbacks/${correlationId}`;
   const payload = JSON.stringify({ status: 'done', rows: 3 });
 
@@ -305,8 +308,9 @@ t.test('callbacks with CALLBACK_SECRET: signatures, tolerance, replay', async (t
   });
   assertProblem(t, noSignature, 401, 'invalid_signature', 'webhook-signature missing');
   assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_1', secret: OTHER_CALLBACK_SECRET }), 401, 'invalid_signature', 'signed with another secret');
-  assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_1', headers: { 'webhook-id': 'msg_other' } }), 401, 'invalid_signature', 'signature for another webhook-id');
-  const tampered = new Webhook(CALLBACK_SECRET).sign('msg_1', new Date(), payload);
+  assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_1', secret: CALLBACK_SECRET }), 401, 'invalid_signature', 'signed with the master secret rather than the job\'s');
+  assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_1', secret, headers: { 'webhook-id': 'msg_other' } }), 401, 'invalid_signature', 'signature for another webhook-id');
+  const tampered = new Webhook(secret).sign('msg_1', new Date(), payload);
   const tamperedAnswer = await rawRequest({
     url,
     method: 'POST',
@@ -315,12 +319,12 @@ t.test('callbacks with CALLBACK_SECRET: signatures, tolerance, replay', async (t
   });
   assertProblem(t, tamperedAnswer, 401, 'invalid_signature', 'body changed after signing');
   const sixMinutesAgo = new Date(Date.now() - 6 * 60_000);
-  assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_old', at: sixMinutesAgo }), 401, 'invalid_signature', 'timestamp older than 5 minutes');
+  assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_old', secret, at: sixMinutesAgo }), 401, 'invalid_signature', 'timestamp older than 5 minutes');
   const sixMinutesAhead = new Date(Date.now() + 6 * 60_000);
-  assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_future', at: sixMinutesAhead }), 401, 'invalid_signature', 'timestamp more than 5 minutes ahead');
+  assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_future', secret, at: sixMinutesAhead }), 401, 'invalid_signature', 'timestamp more than 5 minutes ahead');
   assertProblem(
     t,
-    await signedCallback(`${r2.url}/v1/callbacks/AAAAAAAAAAAAAAAAAAAAAAAA`, payload, { msgId: 'msg_unknown' }),
+    await signedCallback(`${r2.url}/v1/callbacks/AAAAAAAAAAAAAAAAAAAAAAAA`, payload, { msgId: 'msg_unknown', secret }),
     404,
     'job_not_found',
     'validly signed callback for an unknown job',
@@ -329,24 +333,30 @@ t.test('callbacks with CALLBACK_SECRET: signatures, tolerance, replay', async (t
   const stream = await waitOpen(await fleet.stream(r2, 'signed-user'), 'signed-user on r2');
   t.teardown(() => stream.close());
   const fourMinutesAgo = new Date(Date.now() - 4 * 60_000);
-  const accepted = await signedCallback(url, payload, { msgId: 'msg_good', at: fourMinutesAgo });
+  const accepted = await signedCallback(url, payload, { msgId: 'msg_good', secret, at: fourMinutesAgo });
   t.equal(accepted.status, 202, `a valid signature within tolerance is accepted: ${accepted.body}`);
   t.equal(accepted.json?.duplicate, false);
   t.equal(accepted.json?.receivers, 1);
 
   // An attacker (or the job system) replays the captured request byte for byte.
-  const replayed = await signedCallback(url, payload, { msgId: 'msg_good', at: fourMinutesAgo });
+  const replayed = await signedCallback(url, payload, { msgId: 'msg_good', secret, at: fourMinutesAgo });
   t.equal(replayed.status, 202, 'the replay is answered 202');
   t.equal(replayed.json?.duplicate, true, 'flagged duplicate');
   t.equal(replayed.json?.eventId, accepted.json?.eventId, 'with the original event id');
   // The same capture with an unsigned Idempotency-Key added: still the same signed webhook-id.
   for (const key of ['x1', 'x2']) {
-    const disguised = await signedCallback(url, payload, { msgId: 'msg_good', at: fourMinutesAgo, headers: { 'idempotency-key': key } });
+    const disguised = await signedCallback(url, payload, { msgId: 'msg_good', secret, at: fourMinutesAgo, headers: { 'idempotency-key': key } });
     t.same([disguised.status, disguised.json?.duplicate], [202, true], `a replay with Idempotency-Key ${key} added is still a duplicate`);
   }
+  // The same capture replayed to another user's job: the signature was made with this job's secret.
+  const other = await createJob('other-user', r2);
+  const crossJob = await signedCallback(`${r2.url}/v1/callbacks/${other.correlationId}`, payload, { msgId: 'msg_good', secret, at: fourMinutesAgo });
+  assertProblem(t, crossJob, 401, 'invalid_signature', 'replayed to another job');
+  const otherJob = await getJson(`${r2.url}/v1/jobs/${other.correlationId}`, { bearer: PUBLISH_API_KEY });
+  t.same([otherJob.json.status, otherJob.json.callbacks], ['pending', []], 'the other job is untouched');
 
   // A later, distinct callback proves the stream is live and that nothing came in between.
-  const later = await signedCallback(url, JSON.stringify({ step: 2 }), { msgId: 'msg_later' });
+  const later = await signedCallback(url, JSON.stringify({ step: 2 }), { msgId: 'msg_later', secret });
   t.equal(later.status, 202);
   await stream.waitForEvents(2);
   t.equal(stream.events.length, 2, 'the replayed callback was delivered exactly once');

@@ -2,6 +2,7 @@
 // with the shipped config, round-robin over three replicas and a redis-server: the page's own
 // EventSource survives kill -9 of the replica holding it, reconnects by itself, and resumes with
 // no gap and no duplicate. Also leaves a screenshot of the page in test-artifacts/demo.png.
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -49,8 +50,9 @@ t.test('the demo page keeps its stream through kill -9 of the replica holding it
   const replicas = await startReplicas(
     t,
     3,
-    // RETRY_MS 1000: the browser reconnects a second after losing its replica.
-    { REDIS_URL: redis.url, STREAM_TOKEN_SECRET, PUBLISH_API_KEY, DEMO_MODE: 'true', PUBLIC_URL: nginxUrl, RETRY_MS: '1000' },
+    // RETRY_MS 1000: the browser reconnects a second after losing its replica. CALLBACK_SECRET:
+    // as in deploy/demo.env, so the worker's callbacks arrive only if it signs them with each job's secret.
+    { REDIS_URL: redis.url, STREAM_TOKEN_SECRET, PUBLISH_API_KEY, CALLBACK_SECRET: `whsec_${randomBytes(32).toString('base64')}`, DEMO_MODE: 'true', PUBLIC_URL: nginxUrl, RETRY_MS: '1000' },
     { timeoutMs: WAIT_MS },
   );
   const worker = await startWorker(t, { SWITCHBOARD_URL: nginxUrl, PUBLISH_API_KEY, STEP_DELAY_MIN_MS: '100', STEP_DELAY_MAX_MS: '600' });

@@ -1,11 +1,12 @@
 // Configuration is validated once, at boot (CONTRACT.md, Running it): with Redis the secrets are
-// required; bad values stop the process with a message naming the variable; with nothing set it
+// required (CALLBACK_SECRET unless unsigned callbacks are allowed on purpose, with a warning); bad values stop the process with a message naming the variable; with nothing set it
 // runs alone on the in-process backplane and prints a quickstart that works as printed.
 import { execFile, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { freePort } from '../helpers/free-port.js';
 import { getJson, postJson } from '../helpers/http.js';
+import { startRedis } from '../helpers/redis-server.js';
 import { trackChild } from '../helpers/reaper.js';
 import { MAIN_JS, REPO_ROOT, startReplica, type TeardownHost } from '../helpers/replica.js';
 import { openSse } from '../helpers/sse-client.js';
@@ -63,17 +64,32 @@ function assertRefused(t: Test, run: Run, variable: RegExp, what: string): void 
   t.ok(run.ms < EXIT_BOUND_MS, `${what}: stopped after ${run.ms.toFixed(0)} ms`);
 }
 
-t.test('with REDIS_URL set, a missing STREAM_TOKEN_SECRET or PUBLISH_API_KEY stops the process at boot', async (t) => {
+t.test('with REDIS_URL set, a missing STREAM_TOKEN_SECRET, PUBLISH_API_KEY or CALLBACK_SECRET stops the process at boot', async (t) => {
   const redisUrl = `redis://127.0.0.1:${await freePort()}`;
   const cases: [string, Record<string, string>, RegExp][] = [
     ['no STREAM_TOKEN_SECRET', { REDIS_URL: redisUrl, PUBLISH_API_KEY: KEY }, /STREAM_TOKEN_SECRET/],
     ['no PUBLISH_API_KEY', { REDIS_URL: redisUrl, STREAM_TOKEN_SECRET: SECRET }, /PUBLISH_API_KEY/],
     ['neither secret', { REDIS_URL: redisUrl }, /STREAM_TOKEN_SECRET|PUBLISH_API_KEY/],
+    ['no CALLBACK_SECRET', { REDIS_URL: redisUrl, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: KEY }, /CALLBACK_SECRET.*ALLOW_UNSIGNED_CALLBACKS/],
   ];
   const runs: Run[] = [];
   for (const [, env] of cases) runs.push(await runMain(t, env));
   cases.forEach(([what, , variable], i) => assertRefused(t, runs[i]!, variable, what));
   t.comment(`refused at boot after ${runs.map((r) => r.ms.toFixed(0)).join(', ')} ms`);
+});
+
+t.test('with REDIS_URL and ALLOW_UNSIGNED_CALLBACKS=true instead of CALLBACK_SECRET, it starts and warns', async (t) => {
+  const redis = await startRedis(t);
+  const base = { REDIS_URL: redis.url, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: KEY };
+  const unsigned = await startReplica(t, { ...base, CALLBACK_SECRET: undefined, ALLOW_UNSIGNED_CALLBACKS: 'true' });
+  const signed = await startReplica(t, { ...base, CALLBACK_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}`, ALLOW_UNSIGNED_CALLBACKS: undefined });
+  const isWarning = (e: { level?: unknown; msg?: unknown }): boolean => (e.level === 40 || e.level === 'warn') && /ALLOW_UNSIGNED_CALLBACKS/.test(String(e.msg));
+  const warning = await unsigned.waitForLog(isWarning, 5000, { label: 'the unsigned-callbacks warning' });
+  t.match(warning.msg, /unsigned/, `it warns: ${warning.msg}`);
+  // A line logged after boot: any boot warning is already in the log before it.
+  await getJson(`${signed.url}/healthz`);
+  await signed.waitForLog((e) => e.msg === 'request completed', 5000, { label: 'a line logged after boot' });
+  t.notOk(signed.parsedLogs().some(isWarning), 'a replica with CALLBACK_SECRET does not warn');
 });
 
 t.test('an invalid value stops the process with a message naming the variable', async (t) => {
@@ -194,7 +210,7 @@ t.test('with REDIS_URL pointing where nothing listens, the replica never reports
   // fails, start() rejects, and main() exits 1 before listening. Were it to listen instead,
   // /readyz would have to stay 503; this test pins the exit.
   const port = await freePort();
-  const run = await runMain(t, { REDIS_URL: `redis://127.0.0.1:${port}`, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: KEY }, 15_000);
+  const run = await runMain(t, { REDIS_URL: `redis://127.0.0.1:${port}`, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: KEY, ALLOW_UNSIGNED_CALLBACKS: 'true' }, 15_000);
   t.equal(run.signal, null, 'it exited by itself');
   t.ok(run.code !== null && run.code !== 0, `exit code ${run.code} (non-zero)`);
   t.notMatch(run.stdout, /"msg":"listening"/, 'it never listened, so it never answered /readyz 200');

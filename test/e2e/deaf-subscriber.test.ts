@@ -18,6 +18,7 @@ t.test('a deaf subscriber is detected and recovered within 15 s, and the stream 
     REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
     STREAM_TOKEN_SECRET,
     PUBLISH_API_KEY,
+    ALLOW_UNSIGNED_CALLBACKS: 'true',
     // The default interval (2 s) also recovers within 15 s; 1 s keeps the test short.
     PROBE_INTERVAL_MS: '1000',
   });

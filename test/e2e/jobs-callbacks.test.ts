@@ -53,6 +53,7 @@ t.test('a callback posted to any replica reaches the job user\'s stream on anoth
   t.equal(job.json.status, 'callback_received', 'the latest callback named no status');
   t.same(job.json.metadata, { kind: 'report' });
   t.same(job.json.callbacks.map((c: { eventId: string }) => c.eventId), [later.json.eventId, callback.json.eventId], 'newest first, duplicates not recorded');
+  t.same(job.json.callbacks.map((c: { payload: unknown }) => c.payload), [{ step: 2 }, { status: 'done', rows: 42 }], 'each with its payload');
 
   const userToken = await fleet.token('carol');
   const asUser = await getJson(`${r3.url}/v1/jobs/${correlationId}`, { bearer: userToken });
@@ -71,4 +72,44 @@ t.test('callbacks for unknown or expired jobs are 404 on every replica', async (
   const expired = await postJson(`${fleet.replicas[1]!.url}/v1/callbacks/${created.json.correlationId}`, { x: 1 });
   t.equal(expired.status, 404);
   t.equal(expired.json.code, 'job_not_found');
+});
+
+t.test('callback dedupe lives as long as the job, and never less than 600 s', async (t) => {
+  // HISTORY_TTL_SECONDS (3600 by default) has nothing to do with how long a job's runner retries.
+  const fleet = await startFleet(t, 1, { HISTORY_TTL_SECONDS: '60' });
+  const replica = fleet.replicas[0]!;
+  const dedupeTtl = async (userId: string, ttlSeconds: number): Promise<number> => {
+    const created = await postJson(`${replica.url}/v1/jobs`, { userId, ttlSeconds }, { bearer: PUBLISH_API_KEY });
+    t.equal(created.status, 201);
+    const { correlationId } = created.json;
+    const first = await postJson(`${replica.url}/v1/callbacks/${correlationId}`, { n: 1 }, { headers: { 'idempotency-key': 'k1' } });
+    t.same([first.status, first.json.duplicate], [202, false]);
+    return Number(await fleet.redis.command('TTL', `sb:{u:${userId}}:idem:cb:${correlationId}:k1`));
+  };
+  const week = 7 * 86_400;
+  const long = await dedupeTtl('dedupe-long', week);
+  t.ok(long > week - 60 && long <= week, `a week-long job: the dedupe key lives a week (TTL ${long} s)`);
+  const short = await dedupeTtl('dedupe-short', 5);
+  t.ok(short > 600 - 60 && short <= 600, `a 5-second job: the dedupe key still lives 600 s (TTL ${short} s)`);
+});
+
+t.test('at Redis maxmemory (noeviction) a job is still read, and a callback to an unknown id is still 404', async (t) => {
+  const fleet = await startFleet(t, 1);
+  const replica = fleet.replicas[0]!;
+  const created = await postJson(`${replica.url}/v1/jobs`, { userId: 'oom-user' }, { bearer: PUBLISH_API_KEY });
+  t.equal(created.status, 201);
+  const { correlationId } = created.json;
+
+  // Fill past 1 MB, then cap memory below what is used: every write, and every MULTI, is refused.
+  await fleet.redis.command('EVAL', "for i = 1, 20000 do redis.call('SET', 'fill:' .. i, string.rep('x', 100)) end return 1", 0);
+  await fleet.redis.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+  await fleet.redis.command('CONFIG', 'SET', 'maxmemory', '1mb');
+  await t.rejects(fleet.redis.command('SET', 'one-more', 'x'), /OOM/, 'Redis is out of memory');
+
+  const job = await getJson(`${replica.url}/v1/jobs/${correlationId}`, { bearer: PUBLISH_API_KEY });
+  t.same([job.status, job.json.userId], [200, 'oom-user'], 'GET /v1/jobs/:id answers');
+  const unknown = await postJson(`${replica.url}/v1/callbacks/AAAAAAAAAAAAAAAAAAAAAAAA`, { x: 1 });
+  t.same([unknown.status, unknown.json.code], [404, 'job_not_found'], 'a callback to an unknown id: 404, not 503');
+  const known = await postJson(`${replica.url}/v1/callbacks/${correlationId}`, { x: 1 });
+  t.same([known.status, known.json.code], [503, 'backplane_unavailable'], 'a callback to a known job: found, then 503 since the event cannot be stored');
 });

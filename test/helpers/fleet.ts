@@ -29,6 +29,8 @@ export async function startFleet(
     REDIS_URL: redis.url,
     STREAM_TOKEN_SECRET,
     PUBLISH_API_KEY,
+    // Most e2e tests post unsigned callbacks; the signing tests set CALLBACK_SECRET.
+    ALLOW_UNSIGNED_CALLBACKS: 'true',
     LOG_LEVEL: 'info',
     ...env,
   });

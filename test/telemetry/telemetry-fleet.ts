@@ -15,7 +15,7 @@ export async function startTelemetryFleet(t: TeardownHost, count: number, env: (
   const replicas = await startReplicas(
     t,
     count,
-    (index) => ({ REDIS_URL: redis.url, STREAM_TOKEN_SECRET, PUBLISH_API_KEY, ...env(index) }),
+    (index) => ({ REDIS_URL: redis.url, STREAM_TOKEN_SECRET, PUBLISH_API_KEY, ALLOW_UNSIGNED_CALLBACKS: 'true', ...env(index) }),
     { nodeArgs: ['--import', START_JS], timeoutMs: BOOT_TIMEOUT_MS },
   );
   return withFleet(redis, replicas);

@@ -1,15 +1,17 @@
 import t from 'tap';
 import { loadConfig } from '../../src/config.js';
 
-const shared = { REDIS_URL: 'redis://127.0.0.1:6390', STREAM_TOKEN_SECRET: 's'.repeat(32), PUBLISH_API_KEY: 'k'.repeat(32) };
+const CALLBACK_KEY = Buffer.alloc(32, 7).toString('base64');
+const shared = { REDIS_URL: 'redis://127.0.0.1:6390', STREAM_TOKEN_SECRET: 's'.repeat(32), PUBLISH_API_KEY: 'k'.repeat(32), CALLBACK_SECRET: `whsec_${CALLBACK_KEY}` };
 
 t.test('defaults follow the contract', async (t) => {
   const { config, generated } = loadConfig({});
   t.match(config, {
     port: 3000, host: '0.0.0.0', heartbeatMs: 15_000, retryMs: 2000, maxBodyBytes: 65_536, maxConnections: 50_000,
     maxConnectionsPerUser: 16, historyMaxLen: 1000, historyTtlSeconds: 3600, jobTtlSeconds: 3600, drainMs: 10_000, logLevel: 'info',
-    redisUrl: undefined, callbackSecret: undefined,
+    redisUrl: undefined, allowUnsignedCallbacks: false,
   });
+  t.same(config.callbackSecrets, [], 'callbacks unsigned without Redis unless CALLBACK_SECRET is set');
   t.ok(generated.publishApiKey && generated.streamTokenSecret, 'without Redis, missing secrets are generated');
   t.ok(Object.isFrozen(config));
 });
@@ -20,6 +22,28 @@ t.test('with Redis, the shared secrets are required and named', async (t) => {
   t.throws(() => loadConfig({ ...shared, PUBLISH_API_KEY: '' }), { code: 'invalid_config', message: /PUBLISH_API_KEY is required/ }, 'an empty value counts as unset');
   const { generated } = loadConfig(shared);
   t.same(generated, {}, 'nothing generated when both are set');
+});
+
+t.test('with Redis, callbacks must be signed unless ALLOW_UNSIGNED_CALLBACKS=true', async (t) => {
+  t.throws(
+    () => loadConfig({ ...shared, CALLBACK_SECRET: undefined }),
+    { code: 'invalid_config', message: /CALLBACK_SECRET is required when REDIS_URL is set.*ALLOW_UNSIGNED_CALLBACKS=true/ },
+    'the message names both variables',
+  );
+  t.throws(() => loadConfig({ ...shared, CALLBACK_SECRET: '' }), { message: /CALLBACK_SECRET is required/ }, 'an empty value counts as unset');
+  t.throws(() => loadConfig({ ...shared, CALLBACK_SECRET: undefined, ALLOW_UNSIGNED_CALLBACKS: 'false' }), { message: /CALLBACK_SECRET is required/ });
+  const { config } = loadConfig({ ...shared, CALLBACK_SECRET: undefined, ALLOW_UNSIGNED_CALLBACKS: 'true' });
+  t.same([config.callbackSecrets, config.allowUnsignedCallbacks], [[], true], 'unsigned on purpose');
+  t.same(loadConfig(shared).config.callbackSecrets, [CALLBACK_KEY], 'signed');
+});
+
+t.test('several callback secrets for rotation, each with or without whsec_', async (t) => {
+  const other = Buffer.alloc(24, 9).toString('base64');
+  const { config } = loadConfig({ CALLBACK_SECRET: `whsec_${CALLBACK_KEY}, ${other}` });
+  t.same(config.callbackSecrets, [CALLBACK_KEY, other], 'the prefix is dropped, the order kept (the first mints)');
+  for (const bad of ['plain', 'whsec_', `${CALLBACK_KEY},short`, `whsec_${CALLBACK_KEY.slice(0, -1)}`, `${CALLBACK_KEY.slice(0, -4)}!!!!`, ',']) {
+    t.throws(() => loadConfig({ CALLBACK_SECRET: bad }), { code: 'invalid_config', message: /CALLBACK_SECRET/ }, `refused: ${JSON.stringify(bad.slice(0, 20))}`);
+  }
 });
 
 t.test('several publisher keys for rotation', async (t) => {
