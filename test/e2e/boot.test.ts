@@ -82,6 +82,9 @@ t.test('an invalid value stops the process with a message naming the variable', 
     ['HEARTBEAT_MS=abc', { ...base, HEARTBEAT_MS: 'abc' }, /HEARTBEAT_MS/],
     ['REDIS_URL=http://x', { ...base, REDIS_URL: 'http://x' }, /REDIS_URL/],
     ['PORT=99999', { ...base, PORT: '99999' }, /PORT/],
+    // Past 2^31-1 ms a Node timer fires after 1 ms: refused, not run as a 1 ms heartbeat.
+    ['HEARTBEAT_MS=2^31', { ...base, HEARTBEAT_MS: String(2 ** 31) }, /HEARTBEAT_MS must be <= 2147483647/],
+    ['TRUST_PROXY=a hop count', { ...base, TRUST_PROXY: '2' }, /TRUST_PROXY/],
     ['PUBLISH_API_KEY too short', { STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: 'short' }, /PUBLISH_API_KEY/],
   ];
   const runs: Run[] = [];
