@@ -25,6 +25,12 @@ import { Metrics } from './telemetry/metrics.js';
 
 /** Longest path parameter the router passes on; validation then answers with the route's own code. */
 const MAX_PATH_PARAM_LENGTH = 1024;
+/**
+ * How often Node looks for requests past REQUEST_TIMEOUT_MS (its default is 30 s, which would let
+ * a stalled sender stay 30 s past the timeout). The check walks only requests still being
+ * received, never the open streams, so a short interval is cheap.
+ */
+const MAX_TIMEOUT_CHECK_INTERVAL_MS = 1000;
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -69,6 +75,16 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
     logger: loggerOptions(config),
     bodyLimit: config.maxBodyBytes,
     trustProxy: true,
+    // A request (headers and body) must arrive within REQUEST_TIMEOUT_MS, or it is answered 408
+    // and its connection closed. The bound covers receiving a request, not answering it: a
+    // stream's request is complete once its headers are in, so open streams are never cut.
+    // No socket idle timeout (connectionTimeout): it would apply to streams as well.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(MAX_TIMEOUT_CHECK_INTERVAL_MS, config.requestTimeoutMs),
+    },
     // Streams are ended by shutdown() before close; whatever is left idle need not hold exit.
     forceCloseConnections: 'idle',
     // Long enough that an over-long userId or correlation id reaches its route and gets that

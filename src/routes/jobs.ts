@@ -6,6 +6,7 @@ import { bearer } from '../auth/api-keys.js';
 import { SwitchboardError } from '../errors.js';
 import { isValidCorrelationId, isValidUserId } from '../identifiers.js';
 import type { Job } from '../jobs/job-store.js';
+import { requirePublisherKey } from './publisher-key.js';
 
 const JobBody = Type.Object({
   userId: Type.String(),
@@ -18,8 +19,7 @@ export const newCorrelationId = (): string => randomBytes(18).toString('base64ur
 
 /** POST /v1/jobs and GET /v1/jobs/:correlationId — register an async job, read its state. */
 export function jobRoutes(app: App, { apiKeys, tokens, jobs, config }: RouteContext): void {
-  app.post('/v1/jobs', { schema: { body: JobBody } }, async (request, reply) => {
-    apiKeys.check(request.headers.authorization);
+  app.post('/v1/jobs', { onRequest: requirePublisherKey(apiKeys), schema: { body: JobBody } }, async (request, reply) => {
     const { userId, ttlSeconds = config.jobTtlSeconds, metadata } = request.body;
     if (!isValidUserId(userId)) throw new SwitchboardError('invalid_user_id');
     const job = await jobs.create({ correlationId: newCorrelationId(), userId, ttlSeconds, metadata });
