@@ -28,10 +28,11 @@ const MALFORMED = { code: 'invalid_request', statusLine: '400 Bad Request', deta
 export function registerProblemDetails(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const problem = toSwitchboardError(error);
-    if (problem.status >= 500 && problem.code !== 'backplane_unavailable') {
+    if (problem.status === 503) {
+      // Expected while Redis is away or the replica drains: the caller retries; not an error.
+      request.log.warn({ err: error.cause ?? error, code: problem.code }, 'service unavailable');
+    } else if (problem.status >= 500) {
       request.log.error({ err: error }, 'request failed');
-    } else if (problem.code === 'backplane_unavailable') {
-      request.log.warn({ err: error.cause ?? error }, 'backplane unavailable');
     }
     return sendProblem(reply, problem);
   });
