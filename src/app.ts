@@ -122,7 +122,7 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
     jobs: deps.jobs,
     registry,
     publisher: new EventPublisher(deps.backplane, metrics, config.replicaId),
-    tokens: new StreamTokens(config.streamTokenSecret),
+    tokens: new StreamTokens(config.streamTokenSecret, config.streamTokenAudience),
     apiKeys: new ApiKeys(config.publishApiKeys),
     signatures: config.callbackSecret === undefined ? undefined : new WebhookSignatures(config.callbackSecret),
     lifecycle,

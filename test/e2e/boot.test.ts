@@ -168,11 +168,11 @@ t.test('without REDIS_URL or secrets it runs on the in-process backplane and its
   t.same(JSON.parse(stream.events[0]!.data), { hello: 'world' }, 'the event reaches the stream');
 
   // The printed secret is the one in use: a token made here with it opens a stream.
-  const own = jwt(secret, { sub: 'bob', exp: Math.floor(Date.now() / 1000) + 600 });
+  const own = jwt(secret, { sub: 'bob', aud: 'switchboard', exp: Math.floor(Date.now() / 1000) + 600 });
   const bob = await openSse(`${replica.url}/stream/bob?token=${own}`);
   t.teardown(() => bob.close());
   t.equal(bob.status, 200, 'a token signed with the printed STREAM_TOKEN_SECRET is accepted');
-  const forged = await openSse(`${replica.url}/stream/bob?token=${jwt(`${secret}x`, { sub: 'bob', exp: Math.floor(Date.now() / 1000) + 600 })}`);
+  const forged = await openSse(`${replica.url}/stream/bob?token=${jwt(`${secret}x`, { sub: 'bob', aud: 'switchboard', exp: Math.floor(Date.now() / 1000) + 600 })}`);
   t.teardown(() => forged.close());
   t.equal(forged.status, 401, 'one signed with another secret is not');
 
