@@ -85,6 +85,8 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
       headersTimeout: config.requestTimeoutMs,
       connectionsCheckingInterval: Math.min(MAX_TIMEOUT_CHECK_INTERVAL_MS, config.requestTimeoutMs),
     },
+    // Bodies and queries are validated as sent: `"type": 5` is not the string "5".
+    ajv: { customOptions: { coerceTypes: false } },
     // Streams are ended by shutdown() before close; whatever is left idle need not hold exit.
     forceCloseConnections: 'idle',
     // Long enough that an over-long userId or correlation id reaches its route and gets that
