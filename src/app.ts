@@ -8,6 +8,7 @@ import type { Backplane } from './backplane/backplane.js';
 import type { Config } from './config.js';
 import { SwitchboardError } from './errors.js';
 import type { JobStore } from './jobs/job-store.js';
+import { rejectDeepBodies } from './json-depth.js';
 import { loggerOptions } from './logging.js';
 import { answerClientError, registerProblemDetails, sendProblem } from './problem-details.js';
 import { EventPublisher } from './publishing/event-publisher.js';
@@ -137,6 +138,7 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
     done(null, payload);
   });
   registerProblemDetails(app);
+  app.addHook('preValidation', rejectDeepBodies);
   app.addHook('onError', async (_request, _reply, error) => {
     if (error instanceof SwitchboardError && (error.status === 401 || error.status === 403)) metrics.authFailures.inc({ reason: error.code });
   });
