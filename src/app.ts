@@ -75,7 +75,7 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
   const app = Fastify({
     logger: loggerOptions(config),
     bodyLimit: config.maxBodyBytes,
-    trustProxy: true,
+    trustProxy: typeof config.trustProxy === 'boolean' ? config.trustProxy : [...config.trustProxy],
     // A request (headers and body) must arrive within REQUEST_TIMEOUT_MS, or it is answered 408
     // and its connection closed. The bound covers receiving a request, not answering it: a
     // stream's request is complete once its headers are in, so open streams are never cut.

@@ -43,6 +43,11 @@ export function jobRoutes(app: App, { apiKeys, tokens, jobs, config }: RouteCont
   });
 }
 
+/**
+ * PUBLIC_URL, or the URL this request came to. The scheme is http or https and nothing else:
+ * behind a trusted proxy it comes from X-Forwarded-Proto, which must not make `javascript://…`.
+ */
 function baseUrl(request: FastifyRequest, publicUrl: string | undefined): string {
-  return publicUrl ?? `${request.protocol}://${request.host}`;
+  if (publicUrl !== undefined) return publicUrl;
+  return `${request.protocol.toLowerCase() === 'https' ? 'https' : 'http'}://${request.host}`;
 }

@@ -69,3 +69,29 @@ t.test(`JSON nested deeper than ${MAX_JSON_DEPTH} levels is a 400 on every route
   t.equal((await raw('/v1/jobs', `{"userId":"alice","metadata":{"m":${nested(deepest - 1)}}}`)).status, 201, `job metadata at ${MAX_JSON_DEPTH} levels`);
   t.equal((await raw(callbackPath, nested(MAX_JSON_DEPTH), {})).status, 202, `callback at ${MAX_JSON_DEPTH} levels`);
 });
+
+t.test('forwarded headers count only from a trusted proxy, and callbackUrl is only ever http(s)', async (t) => {
+  const forwarded = (proto: string) => ({ ...auth, host: 'replica.internal:3000', 'x-forwarded-proto': proto, 'x-forwarded-host': 'push.example.com' });
+  const callbackBase = async (app: App, headers: Record<string, string>, remoteAddress = '127.0.0.1') => {
+    const response = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { userId: 'alice' }, headers, remoteAddress });
+    t.equal(response.statusCode, 201);
+    const url = response.json().callbackUrl as string;
+    return url.slice(0, url.indexOf('/v1/callbacks/'));
+  };
+
+  const { app: untrusting } = await inProcessApp(t, { PUBLISH_API_KEY: KEY });
+  t.equal(await callbackBase(untrusting, forwarded('https')), 'http://replica.internal:3000', 'by default X-Forwarded-* is ignored');
+  t.equal(await callbackBase(untrusting, forwarded('javascript')), 'http://replica.internal:3000', 'including a hostile X-Forwarded-Proto');
+
+  const { app: trusting } = await inProcessApp(t, { PUBLISH_API_KEY: KEY, TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' });
+  t.equal(await callbackBase(trusting, forwarded('https')), 'https://push.example.com', 'from a listed proxy, X-Forwarded-Proto and -Host are believed');
+  t.equal(await callbackBase(trusting, forwarded('http')), 'http://push.example.com');
+  t.equal(await callbackBase(trusting, forwarded('HTTPS')), 'https://push.example.com', 'the scheme in any case');
+  for (const proto of ['javascript', 'ftp', 'data', 'https:', 'https, javascript']) {
+    t.match(await callbackBase(trusting, forwarded(proto)), /^http:\/\/push\.example\.com$/, `X-Forwarded-Proto ${JSON.stringify(proto)} gives http, never another scheme`);
+  }
+  t.equal(await callbackBase(trusting, forwarded('https'), '192.0.2.7'), 'http://replica.internal:3000', 'from an address not listed, X-Forwarded-* is ignored');
+
+  const { app: published } = await inProcessApp(t, { PUBLISH_API_KEY: KEY, TRUST_PROXY: 'true', PUBLIC_URL: 'https://push.example.org/' });
+  t.equal(await callbackBase(published, forwarded('javascript')), 'https://push.example.org', 'PUBLIC_URL wins over any header');
+});
