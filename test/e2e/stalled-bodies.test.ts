@@ -25,7 +25,7 @@ const WAVES = 3;
 /**
  * Bound on RSS growth over all the waves. Refused bodies are garbage at once, but V8 collects
  * Buffers only once ~64 MB of them have piled up, and freed pages stay with the process: RSS
- * rises by tens of MB and stays there, however many waves come (measured: +44 to +49 MB after
+ * rises by tens of MB and stays there, however many waves come (measured: +38 to +48 MB after
  * three). Bodies held until their senders give up would be ~57 MB per wave, kept.
  */
 const RSS_GROWTH_LIMIT_MB = 80;
