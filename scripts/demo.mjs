@@ -172,6 +172,8 @@ async function main() {
         REPLICA_ID: `switchboard-${i + 1}`,
         REDIS_URL: `redis://127.0.0.1:${ports.redis}`,
         PUBLIC_URL: publicUrl,
+        // The proxy in front runs on this machine: believe its X-Forwarded-* (client addresses in logs).
+        TRUST_PROXY: 'loopback',
         LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
       },
     }),

@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import { SwitchboardError } from './errors.js';
 import { registerCors } from './http/cors.js';
 import type { JobStore } from './jobs/job-store.js';
+import { rejectDeepBodies } from './json-depth.js';
 import { loggerOptions } from './logging.js';
 import { answerClientError, registerProblemDetails, sendProblem } from './problem-details.js';
 import { firstPageEntries } from './history/pages.js';
@@ -27,6 +28,12 @@ import { Metrics } from './telemetry/metrics.js';
 
 /** Longest path parameter the router passes on; validation then answers with the route's own code. */
 const MAX_PATH_PARAM_LENGTH = 1024;
+/**
+ * How often Node looks for requests past REQUEST_TIMEOUT_MS (its default is 30 s, which would let
+ * a stalled sender stay 30 s past the timeout). The check walks only requests still being
+ * received, never the open streams, so a short interval is cheap.
+ */
+const MAX_TIMEOUT_CHECK_INTERVAL_MS = 1000;
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -70,7 +77,19 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
   const app = Fastify({
     logger: loggerOptions(config),
     bodyLimit: config.maxBodyBytes,
-    trustProxy: true,
+    trustProxy: typeof config.trustProxy === 'boolean' ? config.trustProxy : [...config.trustProxy],
+    // A request (headers and body) must arrive within REQUEST_TIMEOUT_MS, or it is answered 408
+    // and its connection closed. The bound covers receiving a request, not answering it: a
+    // stream's request is complete once its headers are in, so open streams are never cut.
+    // No socket idle timeout (connectionTimeout): it would apply to streams as well.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(MAX_TIMEOUT_CHECK_INTERVAL_MS, config.requestTimeoutMs),
+    },
+    // Bodies and queries are validated as sent: `"type": 5` is not the string "5".
+    ajv: { customOptions: { coerceTypes: false } },
     // Streams are ended by shutdown() before close; whatever is left idle need not hold exit.
     forceCloseConnections: 'idle',
     // Long enough that an over-long userId or correlation id reaches its route and gets that
@@ -109,7 +128,7 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
     jobs: deps.jobs,
     registry,
     publisher: new EventPublisher(deps.backplane, metrics, config.replicaId),
-    tokens: new StreamTokens(config.streamTokenSecret),
+    tokens: new StreamTokens(config.streamTokenSecret, config.streamTokenAudience),
     apiKeys: new ApiKeys(config.publishApiKeys),
     signatures: config.callbackSecrets.length === 0 ? undefined : new WebhookSignatures(config.callbackSecrets),
     lifecycle,
@@ -123,6 +142,7 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
   });
   registerProblemDetails(app);
   registerCors(app, config.corsOrigins);
+  app.addHook('preValidation', rejectDeepBodies);
   app.addHook('onError', async (_request, _reply, error) => {
     if (error instanceof SwitchboardError && (error.status === 401 || error.status === 403)) metrics.authFailures.inc({ reason: error.code });
   });

@@ -1,7 +1,19 @@
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import envSchema from 'env-schema';
 import Type, { type Static } from 'typebox';
+
+/**
+ * Longest delay a Node timer takes as given: a longer one fires after 1 ms (with a warning), so
+ * every setting that becomes a timer, or a `retry:` a browser turns into one, stays below it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * RETRY_MS is sent jittered up to 1.5× (plus up to half of DRAIN_MS while draining): a third of
+ * the timer limit keeps every hint a client receives under it.
+ */
+const MAX_RETRY_MS = Math.floor(MAX_TIMER_MS / 3);
 
 /**
  * Every environment variable the service reads, in one schema. This module is
@@ -19,27 +31,30 @@ const EnvSchema = Type.Object({
   ALLOW_UNSIGNED_CALLBACKS: Type.Boolean({ default: false }),
   PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   CORS_ORIGINS: Type.Optional(Type.String()),
-  HEARTBEAT_MS: Type.Integer({ default: 15_000, minimum: 100 }),
-  RETRY_MS: Type.Integer({ default: 2000, minimum: 0 }),
+  STREAM_TOKEN_AUDIENCE: Type.String({ default: 'switchboard', minLength: 1 }),
+  TRUST_PROXY: Type.String({ default: 'false', minLength: 1 }),
+  HEARTBEAT_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: MAX_TIMER_MS }),
+  RETRY_MS: Type.Integer({ default: 2000, minimum: 0, maximum: MAX_RETRY_MS }),
+  REQUEST_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: MAX_TIMER_MS }),
   MAX_BODY_BYTES: Type.Integer({ default: 65_536, minimum: 256, maximum: 16 * 1024 * 1024 }),
   MAX_CONNECTIONS: Type.Integer({ default: 50_000, minimum: 1 }),
   MAX_CONNECTIONS_PER_USER: Type.Integer({ default: 16, minimum: 1 }),
   HISTORY_MAX_LEN: Type.Integer({ default: 1000, minimum: 0, maximum: 1_000_000 }),
   HISTORY_TTL_SECONDS: Type.Integer({ default: 3600, minimum: 1 }),
   JOB_TTL_SECONDS: Type.Integer({ default: 3600, minimum: 1, maximum: 30 * 86_400 }),
-  DRAIN_MS: Type.Integer({ default: 10_000, minimum: 0 }),
+  DRAIN_MS: Type.Integer({ default: 10_000, minimum: 0, maximum: MAX_TIMER_MS }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
   ),
   // Tunables beyond the contract; defaults suit production.
-  UNSUBSCRIBE_DEBOUNCE_MS: Type.Integer({ default: 2000, minimum: 0 }),
+  UNSUBSCRIBE_DEBOUNCE_MS: Type.Integer({ default: 2000, minimum: 0, maximum: MAX_TIMER_MS }),
   STREAM_MAX_BUFFERED_BYTES: Type.Integer({ default: 1024 * 1024, minimum: 1024 }),
-  STREAM_DRAIN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 2_147_483_647 }),
+  STREAM_DRAIN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: MAX_TIMER_MS }),
   MAX_CONCURRENT_RESUMES: Type.Integer({ default: 256, minimum: 1 }),
   MAX_CONCURRENT_RESUMES_PER_USER: Type.Integer({ default: 4, minimum: 1 }),
   REPLAY_BYTES_PER_SECOND: Type.Integer({ default: 16 * 1024 * 1024, minimum: 64 * 1024 }),
-  PROBE_INTERVAL_MS: Type.Integer({ default: 2000, minimum: 100 }),
+  PROBE_INTERVAL_MS: Type.Integer({ default: 2000, minimum: 100, maximum: MAX_TIMER_MS }),
   DEMO_MODE: Type.Boolean({ default: false }),
 });
 
@@ -66,8 +81,14 @@ export interface Config {
   readonly publicUrl: string | undefined;
   /** Browser origins allowed to call cross-origin: unset = none (no CORS headers), `*` = any, without credentials. */
   readonly corsOrigins: '*' | readonly string[] | undefined;
+  /** The `aud` claim minted into subscriber tokens and required of every token presented. */
+  readonly streamTokenAudience: string;
+  /** Whose `X-Forwarded-*` headers are believed: nobody's, every peer's, or these proxies'. */
+  readonly trustProxy: TrustProxy;
   readonly heartbeatMs: number;
   readonly retryMs: number;
+  /** Time a client has to send a whole request (headers and body); streams, once open, are not bound by it. */
+  readonly requestTimeoutMs: number;
   readonly maxBodyBytes: number;
   readonly maxConnections: number;
   readonly maxConnectionsPerUser: number;
@@ -89,6 +110,9 @@ export interface Config {
   readonly demoMode: boolean;
 }
 
+/** Fastify's `trustProxy`: a flag, or proxy addresses / CIDR ranges / proxy-addr range names. */
+export type TrustProxy = boolean | readonly string[];
+
 export interface LoadedConfig {
   config: Config;
   /** Secrets made up at boot because none were set (single-replica mode only). */
@@ -105,7 +129,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   try {
     parsed = envSchema<Env>({ schema: EnvSchema, data: pickKnown(env), env: false, dotenv: false });
   } catch (err) {
-    throw new ConfigError(`invalid configuration: ${(err as Error).message}`);
+    const message = (err as Error).message;
+    const timerHint = /_MS must be <=/.test(message) ? ' (Node runs a longer timer after 1 ms: timers wait at most 2^31-1 ms, about 24.8 days)' : '';
+    throw new ConfigError(`invalid configuration: ${message}${timerHint}`);
   }
 
   if (parsed.REDIS_CLUSTER_NODES !== undefined) {
@@ -155,8 +181,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     allowUnsignedCallbacks: parsed.ALLOW_UNSIGNED_CALLBACKS,
     publicUrl: parsed.PUBLIC_URL?.replace(/\/+$/, ''),
     corsOrigins: parseCorsOrigins(parsed.CORS_ORIGINS),
+    streamTokenAudience: parsed.STREAM_TOKEN_AUDIENCE,
+    trustProxy: parseTrustProxy(parsed.TRUST_PROXY),
     heartbeatMs: parsed.HEARTBEAT_MS,
     retryMs: parsed.RETRY_MS,
+    requestTimeoutMs: parsed.REQUEST_TIMEOUT_MS,
     maxBodyBytes: parsed.MAX_BODY_BYTES,
     maxConnections: parsed.MAX_CONNECTIONS,
     maxConnectionsPerUser: parsed.MAX_CONNECTIONS_PER_USER,
@@ -221,6 +250,44 @@ function parseCallbackSecrets(value: string | undefined): string[] {
     );
   }
   return secrets;
+}
+
+/** Names proxy-addr (Fastify's trustProxy) knows for address ranges. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * TRUST_PROXY: `false` (the default: X-Forwarded-* from anyone is ignored), `true` (believed from
+ * any peer — only when nothing but the proxy can reach the replica), or a comma list of proxy
+ * addresses, CIDR ranges and the names loopback / linklocal / uniquelocal. A hop count is
+ * refused, not ignored: it cannot check who the nearest peer is (Fastify 5.12 treats one as
+ * "trust nobody" for that reason), and silently trusting nobody would surprise the operator.
+ */
+function parseTrustProxy(value: string): TrustProxy {
+  const text = value.trim();
+  if (text === 'false') return false;
+  if (text === 'true') return true;
+  if (/^\d+$/.test(text)) {
+    throw new ConfigError(
+      'TRUST_PROXY: a hop count cannot tell a proxy from a client that reaches the replica directly; list the proxies\' addresses or CIDR ranges (or loopback, linklocal, uniquelocal), or use true or false',
+    );
+  }
+  const entries = text.split(',').map((entry) => entry.trim());
+  const bad = entries.find((entry) => !isProxyAddress(entry));
+  if (bad !== undefined) {
+    throw new ConfigError(
+      `TRUST_PROXY: "${bad}" is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal (or use true or false)`,
+    );
+  }
+  return entries;
+}
+
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_RANGE_NAMES.has(entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
 }
 
 /** Only the variables in the schema reach the validator; empty strings count as unset. */

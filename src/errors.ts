@@ -19,6 +19,7 @@ export const ERRORS = {
   topic_not_granted: { status: 403, title: 'The token does not grant this topic' },
   not_found: { status: 404, title: 'Not found' },
   job_not_found: { status: 404, title: 'Unknown or expired correlation id' },
+  request_timeout: { status: 408, title: 'The request was not received in time' },
   payload_too_large: { status: 413, title: 'The body is too large' },
   unsupported_media_type: { status: 415, title: 'The body must be application/json' },
   headers_too_large: { status: 431, title: 'The request headers are too large' },

@@ -1,4 +1,5 @@
 import type { FastifyServerOptions } from 'fastify';
+import { stdSerializers } from 'pino';
 import type { Config } from './config.js';
 import { traceFieldsReader } from './telemetry/handoff.js';
 
@@ -29,6 +30,31 @@ function decodeName(name: string): string {
 }
 
 /**
+ * Properties ioredis puts on an error that carry what was sent: the failed command and its
+ * arguments (event JSON, job metadata, idempotency keys), and for a failed MULTI the errors of
+ * each queued command, each with its own command. None of it may reach a log line.
+ */
+const COMMAND_FIELDS = new Set(['command', 'args', 'previousErrors']);
+
+/** What a logged `err` becomes: pino's fields, without the original error (`raw`). */
+type SerializedError = { type: string; message: string; stack: string; [key: string]: unknown };
+
+/**
+ * pino's error serializer, minus every command field at any depth (in a `cause`, an aggregated
+ * error, …). The copy is made through JSON, as pino would write it, so the logged error itself
+ * is left untouched.
+ */
+export function serializeError(err: Error): SerializedError {
+  const serialized = stdSerializers.err(err);
+  try {
+    return JSON.parse(JSON.stringify(serialized, (key, value: unknown) => (COMMAND_FIELDS.has(key) ? undefined : value))) as SerializedError;
+  } catch {
+    // A circular or BigInt extra: keep what identifies the error, drop the rest.
+    return { type: serialized.type, message: serialized.message, stack: serialized.stack };
+  }
+}
+
+/**
  * pino options for the whole replica: JSON lines, the replica id on each, the active trace and
  * span ids on each line logged inside a traced request or delivery (when tracing is on), no secrets.
  */
@@ -43,6 +69,7 @@ export function loggerOptions(config: Config): NonNullable<FastifyServerOptions[
       censor: '[redacted]',
     },
     serializers: {
+      err: serializeError,
       req: (request: { method: string; url: string; ip?: string }) => ({
         method: request.method,
         url: redactUrl(request.url),

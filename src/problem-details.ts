@@ -14,6 +14,13 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
 };
 
+/** What Node's HTTP parser reports before any route, and the answer each gets. */
+const CLIENT_ERRORS: Record<string, { code: ErrorCode; statusLine: string; detail: string }> = {
+  HPE_HEADER_OVERFLOW: { code: 'headers_too_large', statusLine: '431 Request Header Fields Too Large', detail: 'The request headers are too large.' },
+  ERR_HTTP_REQUEST_TIMEOUT: { code: 'request_timeout', statusLine: '408 Request Timeout', detail: 'The request was not received within REQUEST_TIMEOUT_MS.' },
+};
+const MALFORMED = { code: 'invalid_request', statusLine: '400 Bad Request', detail: 'The request is not valid HTTP.' } as const;
+
 /**
  * Every non-2xx answer is RFC 9457 `application/problem+json` with a stable `code`, made here and
  * only here. Nothing internal (stack, message of an unexpected error) reaches the client.
@@ -21,10 +28,11 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 export function registerProblemDetails(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const problem = toSwitchboardError(error);
-    if (problem.status >= 500 && problem.code !== 'backplane_unavailable') {
+    if (problem.status === 503) {
+      // Expected while Redis is away or the replica drains: the caller retries; not an error.
+      request.log.warn({ err: error.cause ?? error, code: problem.code }, 'service unavailable');
+    } else if (problem.status >= 500) {
       request.log.error({ err: error }, 'request failed');
-    } else if (problem.code === 'backplane_unavailable') {
-      request.log.warn({ err: error.cause ?? error }, 'backplane unavailable');
     }
     return sendProblem(reply, problem);
   });
@@ -35,6 +43,10 @@ export function registerProblemDetails(app: FastifyInstance): void {
 
 export function sendProblem(reply: FastifyReply, error: SwitchboardError): FastifyReply {
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
+  // Refused before the body was all read (a publisher key checked on the headers, a declared
+  // length over the limit): close once answered, so the unread rest — or a sender that stalls
+  // in it — cannot hold the connection and its buffers.
+  if (!reply.request.raw.complete) reply.header('connection', 'close');
   return reply.code(error.status).type('application/problem+json').send(problemBody(error));
 }
 
@@ -44,21 +56,21 @@ function problemBody(error: SwitchboardError): Record<string, string | number> {
 
 /**
  * Requests Node's HTTP parser refuses before any route (control bytes in a header, a malformed
- * request line) still get a problem+json 400 — written on the raw socket, since no reply exists.
+ * request line, headers over the limit, a request not received within REQUEST_TIMEOUT_MS) still
+ * get a problem+json answer — written on the raw socket, since no reply exists. The socket is
+ * then destroyed, not just ended: a client that stalls would otherwise keep its half open.
  */
 export function answerClientError(error: Error & { code?: string }, socket: Socket, replicaId: string): void {
-  if (!socket.writable) return;
-  if (error.code === 'ECONNRESET') {
+  if (!socket.writable || error.code === 'ECONNRESET') {
     socket.destroy();
     return;
   }
-  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-  const body = JSON.stringify(
-    problemBody(new SwitchboardError(tooLarge ? 'headers_too_large' : 'invalid_request', tooLarge ? 'The request headers are too large.' : 'The request is not valid HTTP.')),
-  );
+  const answer = (error.code === undefined ? undefined : CLIENT_ERRORS[error.code]) ?? MALFORMED;
+  const body = JSON.stringify(problemBody(new SwitchboardError(answer.code, answer.detail)));
   socket.end(
-    `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/problem+json\r\n` +
+    `HTTP/1.1 ${answer.statusLine}\r\nContent-Type: application/problem+json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nX-Replica-Id: ${replicaId}\r\nConnection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
 }
 

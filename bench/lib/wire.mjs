@@ -14,7 +14,7 @@ export function streamPath(system, i, topic, ctx) {
   const user = `u${i}`;
   switch (system) {
     case 'switchboard': {
-      const claims = { sub: user, exp: Math.floor(Date.now() / 1000) + 7200 };
+      const claims = { sub: user, aud: 'switchboard', exp: Math.floor(Date.now() / 1000) + 7200 };
       if (topic) claims.topics = [TOPIC];
       return `/stream/${user}?token=${signToken(ctx.secret, claims)}${topic ? `&topics=${TOPIC}` : ''}`;
     }

@@ -6,6 +6,7 @@ import { bearer } from '../auth/api-keys.js';
 import { SwitchboardError } from '../errors.js';
 import { isValidCorrelationId, isValidUserId } from '../identifiers.js';
 import type { Job } from '../jobs/job-store.js';
+import { requirePublisherKey } from './publisher-key.js';
 
 const JobBody = Type.Object({
   userId: Type.String(),
@@ -18,8 +19,7 @@ export const newCorrelationId = (): string => randomBytes(18).toString('base64ur
 
 /** POST /v1/jobs and GET /v1/jobs/:correlationId — register an async job, read its state. */
 export function jobRoutes(app: App, { apiKeys, tokens, jobs, config, signatures }: RouteContext): void {
-  app.post('/v1/jobs', { schema: { body: JobBody } }, async (request, reply) => {
-    apiKeys.check(request.headers.authorization);
+  app.post('/v1/jobs', { onRequest: requirePublisherKey(apiKeys), schema: { body: JobBody } }, async (request, reply) => {
     const { userId, ttlSeconds = config.jobTtlSeconds, metadata } = request.body;
     if (!isValidUserId(userId)) throw new SwitchboardError('invalid_user_id');
     const job = await jobs.create({ correlationId: newCorrelationId(), userId, ttlSeconds, metadata });
@@ -45,6 +45,11 @@ export function jobRoutes(app: App, { apiKeys, tokens, jobs, config, signatures 
   });
 }
 
+/**
+ * PUBLIC_URL, or the URL this request came to. The scheme is http or https and nothing else:
+ * behind a trusted proxy it comes from X-Forwarded-Proto, which must not make `javascript://…`.
+ */
 function baseUrl(request: FastifyRequest, publicUrl: string | undefined): string {
-  return publicUrl ?? `${request.protocol}://${request.host}`;
+  if (publicUrl !== undefined) return publicUrl;
+  return `${request.protocol.toLowerCase() === 'https' ? 'https' : 'http'}://${request.host}`;
 }

@@ -4,6 +4,7 @@ import { topicChannel, userChannel, type ChannelName } from '../backplane/channe
 import { SwitchboardError } from '../errors.js';
 import { isValidEventType, isValidIdempotencyKey, isValidTopic, isValidUserId } from '../identifiers.js';
 import type { AcceptRoute } from '../telemetry/metrics.js';
+import { requirePublisherKey } from './publisher-key.js';
 
 export const DEFAULT_EVENT_TYPE = 'message';
 
@@ -18,10 +19,12 @@ const PublishAnswer = Type.Object({ id: Type.String(), receivers: Type.Integer()
 
 /** POST /v1/users/:userId/events and /v1/topics/:topic/events — publish to any replica. */
 export function publishRoutes(app: App, { apiKeys, publisher, config }: RouteContext): void {
+  const checkKey = requirePublisherKey(apiKeys);
   const route = (path: string, param: 'userId' | 'topic', toChannel: (name: string) => ChannelName, origin: AcceptRoute) => {
     app.post(
       path,
       {
+        onRequest: checkKey,
         schema: {
           params: Type.Object({ [param]: Type.String() }),
           body: PublishBody,
@@ -29,7 +32,6 @@ export function publishRoutes(app: App, { apiKeys, publisher, config }: RouteCon
         },
       },
       async (request, reply) => {
-        apiKeys.check(request.headers.authorization);
         const name = (request.params as Record<string, string>)[param] as string;
         if (param === 'userId' && !isValidUserId(name)) throw new SwitchboardError('invalid_user_id');
         if (param === 'topic' && !isValidTopic(name)) throw new SwitchboardError('invalid_topic');

@@ -3,6 +3,7 @@ import type { App, RouteContext } from '../app.js';
 import { MAX_TOKEN_TTL_SECONDS } from '../auth/stream-tokens.js';
 import { SwitchboardError } from '../errors.js';
 import { isValidTopic, isValidUserId } from '../identifiers.js';
+import { requirePublisherKey } from './publisher-key.js';
 
 const TokenBody = Type.Object({
   userId: Type.String(),
@@ -13,8 +14,7 @@ const TokenBody = Type.Object({
 
 /** POST /v1/tokens — a backend mints a subscriber token for one of its users. */
 export function tokenRoutes(app: App, { apiKeys, tokens }: RouteContext): void {
-  app.post('/v1/tokens', { schema: { body: TokenBody } }, async (request, reply) => {
-    apiKeys.check(request.headers.authorization);
+  app.post('/v1/tokens', { onRequest: requirePublisherKey(apiKeys), schema: { body: TokenBody } }, async (request, reply) => {
     const { userId, topics = [], ttlSeconds = 3600 } = request.body;
     if (!isValidUserId(userId)) throw new SwitchboardError('invalid_user_id');
     if (topics.some((topic) => !isValidTopic(topic))) throw new SwitchboardError('invalid_topic');

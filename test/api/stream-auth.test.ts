@@ -19,6 +19,8 @@ const sign = createSigner({ key: STREAM_TOKEN_SECRET, algorithm: 'HS256' });
 const signWrongSecret = createSigner({ key: 'not-the-stream-secret-0123456789', algorithm: 'HS256' });
 const signHs512 = createSigner({ key: STREAM_TOKEN_SECRET, algorithm: 'HS512' });
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+/** STREAM_TOKEN_AUDIENCE's default: hand-signed tokens must carry it as `aud`. */
+const AUDIENCE = 'switchboard';
 const b64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 const streamUrl = (userId: string, query = ''): string => `${replica.url}/stream/${encodeURIComponent(userId)}${query}`;
@@ -76,7 +78,7 @@ t.test('401: missing, garbage, forged and expired tokens', async (t) => {
   assertProblem(t, await getStream('alice', '?token=garbage'), 401, 'invalid_token', 'garbage ?token=');
   assertProblem(t, await getStream('alice', '', { authorization: 'Bearer garbage.garbage.garbage' }), 401, 'invalid_token', 'garbage bearer');
 
-  const claims = { sub: 'alice', exp: nowSeconds() + 600 };
+  const claims = { sub: 'alice', aud: AUDIENCE, exp: nowSeconds() + 600 };
   const unsigned = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(claims)}.`;
   assertProblem(t, await getStream('alice', `?token=${unsigned}`), 401, 'invalid_token', 'alg: none');
   const noneWithSig = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(claims)}.${sign(claims).split('.')[2]}`;
@@ -89,12 +91,31 @@ t.test('401: missing, garbage, forged and expired tokens', async (t) => {
   const [header, , signature] = good.split('.');
   const tamperedClaims = `${header}.${b64url({ ...claims, sub: 'mallory' })}.${signature}`;
   assertProblem(t, await getStream('mallory', `?token=${tamperedClaims}`), 401, 'invalid_token', 'claims changed after signing');
-  assertProblem(t, await getStream('alice', `?token=${sign({ sub: 'alice' })}`), 401, 'invalid_token', 'no exp claim');
-  assertProblem(t, await getStream('alice', `?token=${sign({ exp: nowSeconds() + 600 })}`), 401, 'invalid_token', 'no sub claim');
+  assertProblem(t, await getStream('alice', `?token=${sign({ sub: 'alice', aud: AUDIENCE })}`), 401, 'invalid_token', 'no exp claim');
+  assertProblem(t, await getStream('alice', `?token=${sign({ aud: AUDIENCE, exp: nowSeconds() + 600 })}`), 401, 'invalid_token', 'no sub claim');
   assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, topics: 'news' })}`), 401, 'invalid_token', 'topics claim not a list');
 
-  assertProblem(t, await getStream('alice', `?token=${sign({ sub: 'alice', exp: nowSeconds() - 60 })}`), 401, 'token_expired', 'expired a minute ago');
-  assertProblem(t, await getStream('alice', '', { authorization: `Bearer ${sign({ sub: 'alice', exp: nowSeconds() - 1 })}` }), 401, 'token_expired', 'expired bearer');
+  assertProblem(t, await getStream('alice', `?token=${sign({ sub: 'alice', aud: AUDIENCE, exp: nowSeconds() - 60 })}`), 401, 'token_expired', 'expired a minute ago');
+  assertProblem(t, await getStream('alice', '', { authorization: `Bearer ${sign({ sub: 'alice', aud: AUDIENCE, exp: nowSeconds() - 1 })}` }), 401, 'token_expired', 'expired bearer');
+
+  // The audience: required, and exactly STREAM_TOKEN_AUDIENCE (one of a list of audiences will do).
+  const { aud: _aud, ...withoutAud } = claims;
+  assertProblem(t, await getStream('alice', `?token=${sign(withoutAud)}`), 401, 'invalid_token', 'no aud claim');
+  assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, aud: 'another-service' })}`), 401, 'invalid_token', 'another audience');
+  assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, aud: `${AUDIENCE}x` })}`), 401, 'invalid_token', 'an audience that only starts like ours');
+  assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, aud: ['another-service'] })}`), 401, 'invalid_token', 'a list without our audience');
+  t.equal((await open(t, 'aud-list', `?token=${sign({ ...claims, sub: 'aud-list', aud: ['another-service', AUDIENCE] })}`)).status, 200, 'a list with our audience is accepted');
+
+  // The lifetime: at most 86,400 s, counted from iat, or from now without one.
+  const now = nowSeconds();
+  assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, iat: now, exp: now + 86_401 })}`), 401, 'invalid_token', 'exp - iat = 86401 s');
+  assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, iat: now - 600, exp: now + 86_000 })}`), 401, 'invalid_token', 'exp - iat = 86600 s, issued 10 min ago');
+  assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, exp: now + 86_400 + 120 })}`), 401, 'invalid_token', 'no iat, exp 86520 s away');
+  assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, exp: now + 10 * 365 * 86_400 })}`), 401, 'invalid_token', 'no iat, exp ten years away');
+  assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, iat: now + 86_400, exp: now + 2 * 86_400 })}`), 401, 'invalid_token', 'iat a day ahead, exp two days away');
+  assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, iat: 'yesterday' })}`), 401, 'invalid_token', 'iat not a number');
+  t.equal((await open(t, 'longest-lived', `?token=${sign({ ...claims, sub: 'longest-lived', iat: now, exp: now + 86_400 })}`)).status, 200, 'exp - iat = 86400 s is accepted');
+  t.equal((await open(t, 'no-iat', `?token=${sign({ ...claims, sub: 'no-iat', exp: now + 86_000 })}`)).status, 200, 'no iat and exp within 86400 s is accepted');
 
   // The same claims, correctly signed, are accepted: the refusals above are about the token alone.
   const accepted = await open(t, 'alice', `?token=${good}`);

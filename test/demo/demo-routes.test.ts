@@ -28,7 +28,7 @@ t.test('with demo mode on: a token for any user, and this replica\'s stream coun
   const { app: on, config } = await replica(t, { DEMO_MODE: 'true' });
   const minted = await on.inject({ method: 'POST', url: '/demo/token', payload: { userId: 'alice' } });
   t.equal(minted.statusCode, 201, 'POST /demo/token without a key: 201');
-  t.equal(new StreamTokens(config.streamTokenSecret).check(minted.json().token).userId, 'alice', 'a valid subscriber token for the user');
+  t.equal(new StreamTokens(config.streamTokenSecret, config.streamTokenAudience).check(minted.json().token).userId, 'alice', 'a valid subscriber token for the user');
 
   const refused = await on.inject({ method: 'POST', url: '/demo/token', payload: { userId: 'not valid!' } });
   t.equal(refused.statusCode, 400, 'a bad user id is refused');

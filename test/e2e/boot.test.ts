@@ -98,6 +98,9 @@ t.test('an invalid value stops the process with a message naming the variable', 
     ['HEARTBEAT_MS=abc', { ...base, HEARTBEAT_MS: 'abc' }, /HEARTBEAT_MS/],
     ['REDIS_URL=http://x', { ...base, REDIS_URL: 'http://x' }, /REDIS_URL/],
     ['PORT=99999', { ...base, PORT: '99999' }, /PORT/],
+    // Past 2^31-1 ms a Node timer fires after 1 ms: refused, not run as a 1 ms heartbeat.
+    ['HEARTBEAT_MS=2^31', { ...base, HEARTBEAT_MS: String(2 ** 31) }, /HEARTBEAT_MS must be <= 2147483647/],
+    ['TRUST_PROXY=a hop count', { ...base, TRUST_PROXY: '2' }, /TRUST_PROXY/],
     ['PUBLISH_API_KEY too short', { STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: 'short' }, /PUBLISH_API_KEY/],
   ];
   const runs: Run[] = [];
@@ -181,11 +184,11 @@ t.test('without REDIS_URL or secrets it runs on the in-process backplane and its
   t.same(JSON.parse(stream.events[0]!.data), { hello: 'world' }, 'the event reaches the stream');
 
   // The printed secret is the one in use: a token made here with it opens a stream.
-  const own = jwt(secret, { sub: 'bob', exp: Math.floor(Date.now() / 1000) + 600 });
+  const own = jwt(secret, { sub: 'bob', aud: 'switchboard', exp: Math.floor(Date.now() / 1000) + 600 });
   const bob = await openSse(`${replica.url}/stream/bob?token=${own}`);
   t.teardown(() => bob.close());
   t.equal(bob.status, 200, 'a token signed with the printed STREAM_TOKEN_SECRET is accepted');
-  const forged = await openSse(`${replica.url}/stream/bob?token=${jwt(`${secret}x`, { sub: 'bob', exp: Math.floor(Date.now() / 1000) + 600 })}`);
+  const forged = await openSse(`${replica.url}/stream/bob?token=${jwt(`${secret}x`, { sub: 'bob', aud: 'switchboard', exp: Math.floor(Date.now() / 1000) + 600 })}`);
   t.teardown(() => forged.close());
   t.equal(forged.status, 401, 'one signed with another secret is not');
 

@@ -60,3 +60,24 @@ t.test('streams, probes and scrapes get no request span, however they are asked 
   for (const url of ['/v1/callbacks/:correlationId', '/v1/users/u/events?token=x', '/streams', '/']) t.notOk(isUntraced(url), url);
   t.equal(pathOf('/v1/callbacks/c?token=x'), '/v1/callbacks/c');
 });
+
+t.test('a logged error never carries the command a Redis error reply came with', async (t) => {
+  const { stream, lines } = capture();
+  const logger = pino(loggerOptions(config), stream);
+  // The shapes ioredis makes: a reply error with its command, and EXECABORT with each queued one.
+  const queued = Object.assign(new Error('OOM command not allowed'), { command: { name: 'hset', args: ['sb:job:{x}', 'metadata', '{"secret":"meta-canary"}'] } });
+  const aborted = Object.assign(new Error('EXECABORT Transaction discarded'), { command: { name: 'exec', args: [] }, previousErrors: [queued] });
+  const script = Object.assign(new Error('OOM in script'), { command: { name: 'evalsha', args: ['sha', 3, '{"t":"x"}', '{"secret":"event-canary"}', 'pub:key-canary'] } });
+  logger.warn({ err: new Error('backplane unavailable', { cause: aborted }) }, 'wrapped');
+  logger.warn({ err: aborted }, 'direct');
+  logger.warn({ err: script }, 'script');
+  logger.warn({ err: new AggregateError([script, queued], 'several') }, 'aggregate');
+  logger.warn({ err: { message: 'not an Error', command: { args: ['plain-canary'] } } }, 'plain object');
+  const text = lines().map((line) => JSON.stringify(line)).join('\n');
+  for (const canary of ['meta-canary', 'event-canary', 'key-canary', 'plain-canary']) t.notOk(text.includes(canary), `${canary} is in no line`);
+  t.notMatch(text, /"(?:command|args|previousErrors)"/, 'no command field at any depth');
+  const [wrapped, direct] = lines();
+  t.match(wrapped?.err, { type: 'Error', message: /backplane unavailable: EXECABORT/ }, 'the message chain is kept');
+  t.match(direct?.err, { message: 'EXECABORT Transaction discarded', stack: /EXECABORT/ }, 'so are the message and stack');
+  t.ok(script.command.args.length > 0, 'the logged error itself is left as it was');
+});

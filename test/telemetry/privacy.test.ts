@@ -93,3 +93,50 @@ t.test('tokens and payloads never reach a log line or a span', async (t) => {
     for (const part of token.split('.').slice(1)) t.notOk(logs.includes(part) || exported.includes(part), `token ${i}: no part of it leaks`);
   }
 });
+
+t.test('a Redis error reply carries no event, metadata or key into a log line or a span', async (t) => {
+  const receiver = await startOtlpReceiver(t);
+  const fleet = await startTelemetryFleet(t, 1, () => ({ ...tracingEnv(receiver), LOG_LEVEL: 'trace' }));
+  const replica = fleet.replicas[0] as Replica;
+  const created = await postJson(`${replica.url}/v1/jobs`, { userId: 'oom' }, { bearer: PUBLISH_API_KEY });
+  t.equal(created.status, 201, 'a job made while Redis has room');
+
+  // Redis full, evicting nothing: every write is refused with an OOM error reply, which ioredis
+  // decorates with the command and its arguments.
+  await fleet.redis.cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+  await fleet.redis.cli('CONFIG', 'SET', 'maxmemory', '1');
+  const secrets = {
+    'event payload': canary('oom-payload'),
+    'idempotency key': canary('oom-key'),
+    'event type': canary('oom-type').replaceAll('-', '.'),
+    'job metadata': canary('oom-metadata'),
+    'callback payload': canary('oom-callback'),
+  };
+  const publish = await postJson(
+    `${replica.url}/v1/users/oom/events`,
+    { type: secrets['event type'], data: { secret: secrets['event payload'] }, id: secrets['idempotency key'] },
+    { bearer: PUBLISH_API_KEY },
+  );
+  t.equal(publish.status, 503, 'the publish answers 503');
+  t.equal(publish.json?.code, 'backplane_unavailable');
+  const job = await postJson(`${replica.url}/v1/jobs`, { userId: 'oom', metadata: { secret: secrets['job metadata'] } }, { bearer: PUBLISH_API_KEY });
+  t.equal(job.status, 503, 'creating a job answers 503');
+  const callback = await postJson(`${replica.url}/v1/callbacks/${created.json.correlationId}`, { secret: secrets['callback payload'] });
+  t.equal(callback.status, 503, 'a callback answers 503');
+
+  await fleet.redis.cli('CONFIG', 'SET', 'maxmemory', '0');
+  t.same(await replica.kill('SIGTERM'), { code: 0, signal: null }, 'stopped, spans flushed');
+  const failures = replica.parsedLogs().slice(0).filter((e) => e.msg === 'service unavailable');
+  t.ok(
+    failures.length === 3 && failures.every((e) => /^(?:OOM|EXECABORT) /.test(e.err?.message ?? '')),
+    `each failure was logged once, with Redis' error (${failures.map((e) => e.err?.message.split(' ')[0]).join(', ')})`,
+  );
+  const logs = replica.logs.join('\n');
+  const exported = receiver.bodies.join('\n');
+  t.ok(receiver.spans.some((s) => s.name === 'switchboard.publish'), 'the publish span was exported (the search below is not vacuous)');
+  for (const [what, secret] of Object.entries(secrets)) {
+    t.notOk(logs.includes(secret), `${what}: in no log line`);
+    // The event type is a span attribute by design; everything else must stay out of spans too.
+    if (what !== 'event type') t.notOk(exported.includes(secret), `${what}: in no exported span`);
+  }
+});

@@ -86,3 +86,32 @@ t.test('CORS_ORIGINS: unset, `*`, or exact origins checked at boot', async (t) =
   }
   t.throws(() => loadConfig({ CORS_ORIGINS: 'https://App.example.com' }), { message: /write it as https:\/\/app\.example\.com/ }, 'and the message says how to write it');
 });
+
+t.test('timer settings beyond what a Node timer can wait stop the boot, named', async (t) => {
+  const MAX_TIMER_MS = 2 ** 31 - 1;
+  for (const name of ['HEARTBEAT_MS', 'DRAIN_MS', 'PROBE_INTERVAL_MS', 'UNSUBSCRIBE_DEBOUNCE_MS', 'REQUEST_TIMEOUT_MS', 'STREAM_DRAIN_TIMEOUT_MS']) {
+    t.throws(() => loadConfig({ [name]: String(MAX_TIMER_MS + 1) }), { code: 'invalid_config', message: new RegExp(`${name} must be <= ${MAX_TIMER_MS}.*2\\^31-1 ms`) }, `${name} = 2^31`);
+    t.throws(() => loadConfig({ [name]: '1e12' }), { message: new RegExp(name) }, `${name} = 1e12`);
+    t.doesNotThrow(() => loadConfig({ [name]: String(MAX_TIMER_MS) }), `${name} = 2^31-1 is accepted`);
+  }
+  // A retry hint is sent jittered up to 1.5× plus half the drain window: a third of the limit.
+  t.throws(() => loadConfig({ RETRY_MS: String(MAX_TIMER_MS) }), { message: /RETRY_MS must be <= 715827882/ });
+  t.equal(loadConfig({ RETRY_MS: '715827882' }).config.retryMs, 715_827_882);
+});
+
+t.test('the edge settings: request timeout, token audience, trusted proxies', async (t) => {
+  const { config } = loadConfig({});
+  t.equal(config.requestTimeoutMs, 10_000, 'REQUEST_TIMEOUT_MS defaults to 10 s');
+  t.equal(config.streamTokenAudience, 'switchboard', 'STREAM_TOKEN_AUDIENCE defaults to switchboard');
+  t.equal(config.trustProxy, false, 'TRUST_PROXY defaults to trusting nobody');
+  t.equal(loadConfig({ REQUEST_TIMEOUT_MS: '2500', STREAM_TOKEN_AUDIENCE: 'push' }).config.requestTimeoutMs, 2500);
+  t.throws(() => loadConfig({ REQUEST_TIMEOUT_MS: '0' }), { message: /REQUEST_TIMEOUT_MS/ }, 'a request timeout cannot be turned off');
+
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).config.trustProxy, true);
+  t.equal(loadConfig({ TRUST_PROXY: 'false' }).config.trustProxy, false);
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.1, 172.16.0.0/12,fd00::/8 ,::1,loopback' }).config.trustProxy, ['10.0.0.1', '172.16.0.0/12', 'fd00::/8', '::1', 'loopback']);
+  t.throws(() => loadConfig({ TRUST_PROXY: '1' }), { message: /TRUST_PROXY: a hop count/ }, 'a hop count is refused, not silently ignored');
+  for (const bad of ['10.0.0.0/33', 'proxy.example.com', '10.0.0.1,', '10.0.0.1/8/8', 'yes', '::1/129']) {
+    t.throws(() => loadConfig({ TRUST_PROXY: bad }), { code: 'invalid_config', message: /TRUST_PROXY/ }, `TRUST_PROXY=${bad}`);
+  }
+});
