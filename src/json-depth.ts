@@ -27,9 +27,21 @@ export function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
  * JSON parser) took it, before anything serialises it again.
  */
 export function rejectDeepBodies(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
-  if (typeof request.body === 'object' && request.body !== null && nestsDeeperThan(request.body, MAX_JSON_DEPTH)) {
-    done(new SwitchboardError('invalid_request', `The body nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep.`));
+  try {
+    assertShallow(request.body);
+  } catch (err) {
+    done(err as SwitchboardError);
     return;
   }
   done();
+}
+
+/**
+ * Throws 400 `invalid_request` when a parsed body nests deeper than MAX_JSON_DEPTH. For a route
+ * that parses its body itself, after the hook ran (callbacks: after the signature check).
+ */
+export function assertShallow(body: unknown): void {
+  if (typeof body === 'object' && body !== null && nestsDeeperThan(body, MAX_JSON_DEPTH)) {
+    throw new SwitchboardError('invalid_request', `The body nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep.`);
+  }
 }

@@ -3,6 +3,7 @@ import Type from 'typebox';
 import type { App, RouteContext } from '../app.js';
 import { userChannel } from '../backplane/channels.js';
 import { SwitchboardError } from '../errors.js';
+import { assertShallow } from '../json-depth.js';
 import { isValidCorrelationId, isValidEventType, isValidIdempotencyKey } from '../identifiers.js';
 import type { Job } from '../jobs/job-store.js';
 
@@ -77,6 +78,7 @@ export function callbackRoutes(app: App, context: RouteContext): void {
       request.log = request.log.child({ correlationId });
       signatures?.verify(correlationId, request.rawBody ?? NO_BODY, request.headers);
       const payload = request.rawBody === undefined ? null : await parseBody(request, request.rawBody);
+      assertShallow(payload);
 
       const typeHeader = header(request, 'x-event-type');
       if (signatures !== undefined && typeHeader !== undefined) {

@@ -11,6 +11,8 @@ import type { StreamRegistry } from './stream-registry.js';
 
 /** A stream whose channels are not subscribed, or first history page not read, by then is sent to retry. */
 const OPEN_TIMEOUT_MS = 5000;
+/** The longest a new stream's head waits for its channels' subscribe (see openStream). */
+const HEAD_GRACE_MS = 200;
 
 export interface StreamOpenerDeps {
   registry: StreamRegistry;
@@ -30,8 +32,12 @@ export interface StreamOpenerDeps {
  *
  *   head → attach (subscribe) → plan (first history page) → reset? → replay (paged) → live
  *
- * The head goes first, before any Redis work, so the client and any proxy see the stream open at
- * once even while Redis is slow. Channels are subscribed before history is read: an event
+ * The head is written once the stream's channels are subscribed (well under a millisecond when
+ * Redis is healthy, at once when this replica already holds them), so a client that reacts to
+ * `open` by causing an event is sure to get it; but never later than HEAD_GRACE_MS, so a slow or
+ * paused Redis does not keep the client and its proxies from seeing the stream open. (Written
+ * before the subscribe is confirmed, an event the client caused at once could reach Redis before
+ * the SUBSCRIBE, and be missed by a stream without a cursor.) Channels are subscribed before history is read: an event
  * published in between is then both read and queued live, and the stream drops the second copy
  * by its position (a stream without a cursor starts before the first event it heard live: see
  * history/resume.ts). Anything that fails before live ends the stream with a `retry:`, so the client
@@ -40,10 +46,8 @@ export interface StreamOpenerDeps {
  */
 export async function openStream(stream: SseStream, cursorText: string | undefined, deps: StreamOpenerDeps, reqId: string, done: () => void): Promise<void> {
   const { registry, backplane } = deps;
-  // attach() only queues the SUBSCRIBE (sent in the next setImmediate, after the head below), so
-  // the head waits for no Redis work, and the subscribe is on its way to Redis before any
-  // publish the client makes on seeing the stream open can be.
   const attached = registry.attach(stream);
+  await settledOrAfter(attached, HEAD_GRACE_MS);
   stream.open();
   try {
     await withTimeout(attached, OPEN_TIMEOUT_MS, 'subscribing the stream\'s channels');
@@ -79,4 +83,17 @@ async function replay(stream: SseStream, replays: readonly ChannelReplay[], { re
   } finally {
     span.end();
   }
+}
+
+/** Resolves when `promise` settles (either way) or after `ms`, whichever comes first. */
+function settledOrAfter(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms).unref();
+  });
+  const settled = promise.then(
+    () => {},
+    () => {},
+  );
+  return Promise.race([settled, grace]).finally(() => clearTimeout(timer));
 }
