@@ -1,16 +1,15 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import { ApiKeys } from './auth/api-keys.js';
 import { StreamTokens } from './auth/stream-tokens.js';
 import { WebhookSignatures } from './auth/webhook-signatures.js';
-import type { Backplane } from './backplane/backplane.js';
 import type { Config } from './config.js';
+import type { ReplicaParts } from './connect.js';
+import type { App, Lifecycle, RouteContext } from './context.js';
 import { SwitchboardError } from './errors.js';
 import { registerCors } from './http/cors.js';
-import type { JobStore } from './jobs/job-store.js';
 import { rejectDeepBodies } from './json-depth.js';
-import { loggerOptions } from './logging.js';
 import { answerClientError, registerProblemDetails, sendProblem } from './problem-details.js';
 import { firstPageEntries } from './history/pages.js';
 import { EventPublisher } from './publishing/event-publisher.js';
@@ -35,33 +34,6 @@ const MAX_PATH_PARAM_LENGTH = 1024;
  */
 const MAX_TIMEOUT_CHECK_INTERVAL_MS = 1000;
 
-export type App = FastifyInstance<
-  RawServerDefault,
-  RawRequestDefaultExpression,
-  RawReplyDefaultExpression,
-  FastifyBaseLogger,
-  TypeBoxTypeProvider
->;
-
-/** What the routes share; built once per replica in buildApp. */
-export interface RouteContext {
-  config: Config;
-  backplane: Backplane;
-  jobs: JobStore;
-  registry: StreamRegistry;
-  publisher: EventPublisher;
-  tokens: StreamTokens;
-  apiKeys: ApiKeys;
-  signatures: WebhookSignatures | undefined;
-  lifecycle: Lifecycle;
-  metrics: Metrics;
-}
-
-export interface Lifecycle {
-  /** Set on SIGTERM: readiness fails and new streams are sent elsewhere. */
-  draining: boolean;
-}
-
 export interface Switchboard {
   app: App;
   /** Ends streams in jittered batches, then closes the app (in-flight requests finish first). */
@@ -71,11 +43,13 @@ export interface Switchboard {
 /**
  * Builds the replica: the one place that wires its parts, in order. Never listens (main.ts does),
  * so tests can build apps directly. The backplane and job store are made by the caller, which
- * owns their start; closing the app closes them.
+ * owns their start (connect.ts); closing the app closes them. `logger` is the replica's one root
+ * logger: every line, the app's and the backplane's, comes from it.
  */
-export function buildApp(config: Config, deps: { backplane: Backplane; jobs: JobStore; closeJobs?: () => void }): Switchboard {
+export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }): Switchboard {
   const app = Fastify({
-    logger: loggerOptions(config),
+    // Typed as Fastify's base logger: the route and context types are written against it.
+    loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: config.maxBodyBytes,
     trustProxy: typeof config.trustProxy === 'boolean' ? config.trustProxy : [...config.trustProxy],
     // A request (headers and body) must arrive within REQUEST_TIMEOUT_MS, or it is answered 408
@@ -119,7 +93,7 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
       heldLimit: heldLimit(config.historyMaxLen),
       firstPageEntries: firstPageEntries(config.maxBodyBytes),
     },
-    app.log as Logger,
+    deps.logger,
     metrics,
   );
   const context: RouteContext = {
@@ -158,8 +132,7 @@ export function buildApp(config: Config, deps: { backplane: Backplane; jobs: Job
 
   app.addHook('onClose', async () => {
     registry.close();
-    deps.closeJobs?.();
-    await deps.backplane.close();
+    await deps.close();
   });
 
   return {

@@ -17,11 +17,12 @@ async function main(): Promise<void> {
   const logger = pino(loggerOptions(config));
   // Loaded only once the config is valid: a bad one is reported before the app's dependencies load.
   const { buildApp } = await import('./app.js');
-  const { connectBackplane } = await import('./backplane/connect.js');
+  const { connectParts } = await import('./connect.js');
   const { printQuickstart } = await import('./quickstart.js');
 
-  const { backplane, jobs, closeJobs } = await connectBackplane(config, logger);
-  const { app, shutdown } = buildApp(config, { backplane, jobs, closeJobs });
+  const parts = await connectParts(config, logger);
+  const { backplane } = parts;
+  const { app, shutdown } = buildApp(config, { ...parts, logger });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;

@@ -4,7 +4,7 @@ import { withTimeout } from '../deadline.js';
 import { backplaneUnavailable } from '../errors.js';
 import { formatPosition, newEpoch, parsePosition, ZERO_POSITION, type Position } from '../history/cursor.js';
 import type { Backplane, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
-import { channelKeys, probeChannel, type ChannelName } from './channels.js';
+import { channelKeys, probeChannel, type ChannelName } from './redis-keys.js';
 import { buildMessage, encodeHeader, parseWireMessage } from './envelope.js';
 import type { HistoryOptions } from './memory-backplane.js';
 import type { RedisConnections } from './redis-connections.js';
@@ -202,12 +202,10 @@ export class RedisBackplane implements Backplane {
     return this.lastProbeAtMs === 0 ? Number.POSITIVE_INFINITY : Date.now() - this.lastProbeAtMs;
   }
 
+  /** Stops probing and reports unready. The connections were made, and are closed, by connect.ts. */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.probeTimer);
-    await Promise.allSettled([this.publisher.quit(), this.subscriber.quit()]);
-    this.publisher.disconnect();
-    this.subscriber.disconnect();
   }
 
   private receive(channel: string, payload: string): void {

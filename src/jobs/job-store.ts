@@ -1,3 +1,8 @@
+import { randomBytes } from 'node:crypto';
+
+/** 144 random bits, base64url: the correlation id is the callback's only capability. */
+export const newCorrelationId = (): string => randomBytes(18).toString('base64url');
+
 /**
  * The job registry: correlation id → the user to deliver to, and the job's state. In Redis when
  * the service runs with Redis (any replica can take the callback), in memory otherwise.
@@ -12,6 +17,8 @@ export interface JobStore {
    * expired.
    */
   recordCallback(correlationId: string, callback: CallbackRecord, status: string): Promise<boolean>;
+  /** Stops the store's own timers. Connections it was given are closed by whoever made them. */
+  close(): void;
 }
 
 export interface NewJob {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { backplaneUnavailable } from '../errors.js';
-import { jobCallbacksKey, jobKey } from '../backplane/channels.js';
+import { jobCallbacksKey, jobKey } from '../backplane/redis-keys.js';
 import { INITIAL_JOB_STATUS, keptCallback, MAX_CALLBACKS_KEPT, type CallbackRecord, type Job, type JobStore, type NewJob } from './job-store.js';
 
 /**
@@ -75,6 +75,10 @@ export class RedisJobStore implements JobStore {
         .exec(),
     );
     return true;
+  }
+
+  close(): void {
+    // No timers of its own; the connection belongs to connect.ts, which closes it.
   }
 
   /** Any failure (down, timeout, error reply) is a 503. */

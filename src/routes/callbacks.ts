@@ -1,20 +1,20 @@
 import type { FastifyRequest } from 'fastify';
 import Type from 'typebox';
-import type { App, RouteContext } from '../app.js';
-import { userChannel } from '../backplane/channels.js';
+import type { App, RouteContext } from '../context.js';
+import { userChannel } from '../backplane/redis-keys.js';
 import { SwitchboardError } from '../errors.js';
 import { assertShallow } from '../json-depth.js';
-import { isValidCorrelationId, isValidEventType, isValidIdempotencyKey } from '../identifiers.js';
+import { EVENT_TYPE_RULE, isValidCorrelationId, isValidEventType, isValidIdempotencyKey } from '../identifiers.js';
 import type { Job } from '../jobs/job-store.js';
 
-export const DEFAULT_CALLBACK_TYPE = 'callback';
+const DEFAULT_CALLBACK_TYPE = 'callback';
 /** Status recorded on the job when the payload does not name one. */
-export const CALLBACK_RECEIVED_STATUS = 'callback_received';
+const CALLBACK_RECEIVED_STATUS = 'callback_received';
 /**
  * Callback dedupe keys live as long as their job, and at least this long: twice the 5-minute
  * signature tolerance, so a captured signed callback cannot be replayed into a second delivery.
  */
-export const MIN_CALLBACK_DEDUPE_SECONDS = 600;
+const MIN_CALLBACK_DEDUPE_SECONDS = 600;
 
 const STATUS = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -87,7 +87,7 @@ export function callbackRoutes(app: App, context: RouteContext): void {
         throw new SwitchboardError('invalid_event_type', 'X-Event-Type is not covered by the signature, so signed callbacks may not set it; they are delivered as "callback" events.');
       }
       const type = typeHeader ?? DEFAULT_CALLBACK_TYPE;
-      if (!isValidEventType(type)) throw new SwitchboardError('invalid_event_type', 'X-Event-Type must be 1-64 characters of [A-Za-z0-9._:-], and not one the service reserves (reset, auth-expired, error, open, join, leave).');
+      if (!isValidEventType(type)) throw new SwitchboardError('invalid_event_type', `X-Event-Type: ${EVENT_TYPE_RULE}`);
       // Signed callbacks dedupe on the signed webhook-id alone: an unsigned Idempotency-Key added
       // to a captured request must not make its replay count as a new delivery.
       const dedupeKey = signatures !== undefined ? header(request, 'webhook-id') : (header(request, 'idempotency-key') ?? header(request, 'webhook-id'));

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import Type from 'typebox';
-import type { App, RouteContext } from '../app.js';
+import type { App, RouteContext } from '../context.js';
 import { SwitchboardError } from '../errors.js';
 import { isValidUserId } from '../identifiers.js';
 

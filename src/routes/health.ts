@@ -1,4 +1,4 @@
-import type { App, RouteContext } from '../app.js';
+import type { App, RouteContext } from '../context.js';
 import { SwitchboardError } from '../errors.js';
 import { sendProblem } from '../problem-details.js';
 

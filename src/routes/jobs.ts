@@ -1,21 +1,18 @@
-import { randomBytes } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import Type from 'typebox';
-import type { App, RouteContext } from '../app.js';
+import type { App, RouteContext } from '../context.js';
 import { bearer } from '../auth/api-keys.js';
+import { MAX_JOB_TTL_SECONDS } from '../config.js';
 import { SwitchboardError } from '../errors.js';
 import { isValidCorrelationId, isValidUserId } from '../identifiers.js';
-import type { Job } from '../jobs/job-store.js';
+import { newCorrelationId, type Job } from '../jobs/job-store.js';
 import { requirePublisherKey } from './publisher-key.js';
 
 const JobBody = Type.Object({
   userId: Type.String(),
-  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86_400 })),
+  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_JOB_TTL_SECONDS })),
   metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 });
-
-/** 144 random bits, base64url: the correlation id is the callback's only capability. */
-export const newCorrelationId = (): string => randomBytes(18).toString('base64url');
 
 /** POST /v1/jobs and GET /v1/jobs/:correlationId — register an async job, read its state. */
 export function jobRoutes(app: App, { apiKeys, tokens, jobs, config, signatures }: RouteContext): void {

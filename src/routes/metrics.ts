@@ -1,4 +1,4 @@
-import type { App, RouteContext } from '../app.js';
+import type { App, RouteContext } from '../context.js';
 
 /** GET /metrics — Prometheus text exposition of the replica's one metrics registry. */
 export function metricsRoutes(app: App, { metrics }: RouteContext): void {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 
 /** The top-level openapi.yaml, read once at boot (dist/routes → repo root). */
 const OPENAPI_YAML = readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8');

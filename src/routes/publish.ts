@@ -1,12 +1,12 @@
 import Type from 'typebox';
-import type { App, RouteContext } from '../app.js';
-import { topicChannel, userChannel, type ChannelName } from '../backplane/channels.js';
+import type { App, RouteContext } from '../context.js';
+import { topicChannel, userChannel, type ChannelName } from '../backplane/redis-keys.js';
 import { SwitchboardError } from '../errors.js';
-import { isValidEventType, isValidIdempotencyKey, isValidTopic, isValidUserId } from '../identifiers.js';
+import { EVENT_TYPE_RULE, isValidEventType, isValidIdempotencyKey, isValidTopic, isValidUserId } from '../identifiers.js';
 import type { AcceptRoute } from '../telemetry/metrics.js';
 import { requirePublisherKey } from './publisher-key.js';
 
-export const DEFAULT_EVENT_TYPE = 'message';
+const DEFAULT_EVENT_TYPE = 'message';
 
 const PublishBody = Type.Object({
   type: Type.Optional(Type.String()),
@@ -36,7 +36,7 @@ export function publishRoutes(app: App, { apiKeys, publisher, config }: RouteCon
         if (param === 'userId' && !isValidUserId(name)) throw new SwitchboardError('invalid_user_id');
         if (param === 'topic' && !isValidTopic(name)) throw new SwitchboardError('invalid_topic');
         const { type = DEFAULT_EVENT_TYPE, data, id } = request.body;
-        if (!isValidEventType(type)) throw new SwitchboardError('invalid_event_type', 'Event types are 1-64 characters of [A-Za-z0-9._:-].');
+        if (!isValidEventType(type)) throw new SwitchboardError('invalid_event_type', EVENT_TYPE_RULE);
         if (data === undefined) throw new SwitchboardError('invalid_request', 'The body must have a "data" member.');
         if (id !== undefined && !isValidIdempotencyKey(id)) {
           throw new SwitchboardError('invalid_request', '"id" (the idempotency key) must be 1-200 printable ASCII characters.');

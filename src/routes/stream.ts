@@ -1,7 +1,7 @@
 import Type from 'typebox';
-import type { App, RouteContext } from '../app.js';
+import type { App, RouteContext } from '../context.js';
 import { bearer } from '../auth/api-keys.js';
-import { topicChannel, userChannel } from '../backplane/channels.js';
+import { topicChannel, userChannel } from '../backplane/redis-keys.js';
 import { SwitchboardError } from '../errors.js';
 import { firstPageEntries } from '../history/pages.js';
 import { ReplayBudget } from '../history/replay-budget.js';

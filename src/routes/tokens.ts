@@ -1,5 +1,5 @@
 import Type from 'typebox';
-import type { App, RouteContext } from '../app.js';
+import type { App, RouteContext } from '../context.js';
 import { MAX_TOKEN_TTL_SECONDS } from '../auth/stream-tokens.js';
 import { SwitchboardError } from '../errors.js';
 import { isValidTopic, isValidUserId } from '../identifiers.js';

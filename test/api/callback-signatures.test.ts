@@ -7,7 +7,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { Webhook } from 'standardwebhooks';
-import type { App } from '../../src/app.js';
+import type { App } from '../../src/context.js';
 import { inProcessApp } from '../helpers/in-process-app.js';
 
 const PUBLISH_API_KEY = 'signatures-publish-key-0123456789';

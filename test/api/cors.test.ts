@@ -5,7 +5,7 @@
 // its own: an open stream, a refused one (4xx problem) and a `retry:` + end answer.
 import type { LightMyRequestResponse } from 'fastify';
 import t, { type Test } from 'tap';
-import type { App } from '../../src/app.js';
+import type { App } from '../../src/context.js';
 import { CORS_ALLOWED_HEADERS, CORS_MAX_AGE_SECONDS } from '../../src/http/cors.js';
 import { rawRequest } from '../helpers/http.js';
 import { inProcessApp } from '../helpers/in-process-app.js';

@@ -2,7 +2,7 @@
 // no JSON nested deeper than the service can serialise, forwarded headers only from a trusted
 // proxy and never a callbackUrl that is not http(s).
 import t, { type Test } from 'tap';
-import type { App } from '../../src/app.js';
+import type { App } from '../../src/context.js';
 import { MAX_JSON_DEPTH } from '../../src/json-depth.js';
 import { inProcessApp } from '../helpers/in-process-app.js';
 

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { pino } from 'pino';
 import type { Backplane, ChannelMessage } from '../../src/backplane/backplane.js';
-import { userChannel, topicChannel } from '../../src/backplane/channels.js';
+import { userChannel, topicChannel } from '../../src/backplane/redis-keys.js';
 import { MemoryBackplane, type HistoryOptions } from '../../src/backplane/memory-backplane.js';
 import { RedisBackplane } from '../../src/backplane/redis-backplane.js';
 import { createRedisConnections } from '../../src/backplane/redis-connections.js';
@@ -26,13 +26,18 @@ const implementations: Record<string, (t: Tap.Test) => Promise<Make>> = {
     const redis = await startRedis(t);
     return async (t, history) => {
       const replicaId = `contract-${++replicaSeq}`;
-      const backplane = new RedisBackplane(createRedisConnections(redis.url, replicaId, silent), {
+      const connections = createRedisConnections(redis.url, replicaId, silent);
+      const backplane = new RedisBackplane(connections, {
         ...history,
         replicaId,
         probeIntervalMs: 500,
         logger: silent,
       });
-      t.teardown(() => backplane.close());
+      t.teardown(async () => {
+        await backplane.close();
+        connections.commands.disconnect();
+        connections.subscriber.disconnect();
+      });
       await backplane.start();
       return backplane;
     };

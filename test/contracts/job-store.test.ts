@@ -9,7 +9,7 @@ import { SwitchboardError } from '../../src/errors.js';
 import { MAX_CALLBACK_PAYLOAD_BYTES, MAX_CALLBACKS_KEPT, type CallbackRecord, type JobStore } from '../../src/jobs/job-store.js';
 import { MemoryJobStore } from '../../src/jobs/memory-job-store.js';
 import { RedisJobStore } from '../../src/jobs/redis-job-store.js';
-import { newCorrelationId } from '../../src/routes/jobs.js';
+import { newCorrelationId } from '../../src/jobs/job-store.js';
 import { startRedis } from '../helpers/redis-server.js';
 import { waitFor } from '../helpers/wait-for.js';
 

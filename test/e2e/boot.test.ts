@@ -209,7 +209,7 @@ t.test('without REDIS_URL or secrets it runs on the in-process backplane and its
 });
 
 t.test('with REDIS_URL pointing where nothing listens, the replica never reports ready: it exits non-zero', async (t) => {
-  // What the code does (main.ts connectBackplane → RedisBackplane.start()): the first connect
+  // What the code does (connect.ts connectParts → RedisBackplane.start()): the first connect
   // fails, start() rejects, and main() exits 1 before listening. Were it to listen instead,
   // /readyz would have to stay 503; this test pins the exit.
   const port = await freePort();

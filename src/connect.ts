@@ -1,0 +1,57 @@
+import type { Logger } from 'pino';
+import type { Backplane } from './backplane/backplane.js';
+import { MemoryBackplane } from './backplane/memory-backplane.js';
+import { RedisBackplane } from './backplane/redis-backplane.js';
+import { createRedisConnections } from './backplane/redis-connections.js';
+import type { Config } from './config.js';
+import type { JobStore } from './jobs/job-store.js';
+import { MemoryJobStore } from './jobs/memory-job-store.js';
+import { RedisJobStore } from './jobs/redis-job-store.js';
+
+/** The parts that hold the replica's state outside the process, and the one way to close them. */
+export interface ReplicaParts {
+  backplane: Backplane;
+  jobs: JobStore;
+  /** Closes the job store and the backplane, then the Redis connections made here. */
+  close(): Promise<void>;
+}
+
+/**
+ * The backplane and job registry the config asks for: Redis when REDIS_URL is set (connected and
+ * subscribed before this resolves; rejects if Redis cannot be reached), else the in-process pair.
+ * The Redis connections are made here, so they are closed here too.
+ */
+export async function connectParts(config: Config, logger: Logger): Promise<ReplicaParts> {
+  const history = { historyMaxLen: config.historyMaxLen, historyTtlSeconds: config.historyTtlSeconds };
+  if (config.redisUrl === undefined) return memoryParts(history);
+  const connections = createRedisConnections(config.redisUrl, config.replicaId, logger);
+  const backplane = new RedisBackplane(connections, { ...history, replicaId: config.replicaId, probeIntervalMs: config.probeIntervalMs, logger });
+  const jobs = new RedisJobStore(connections.commands);
+  logger.info('connecting to Redis');
+  await backplane.start();
+  return {
+    backplane,
+    jobs,
+    async close() {
+      jobs.close();
+      await backplane.close();
+      await Promise.allSettled([connections.commands.quit(), connections.subscriber.quit()]);
+      connections.commands.disconnect();
+      connections.subscriber.disconnect();
+    },
+  };
+}
+
+/** The in-process pair: one replica, nothing outside it. */
+export function memoryParts(history: { historyMaxLen: number; historyTtlSeconds: number }): ReplicaParts {
+  const backplane = new MemoryBackplane(history);
+  const jobs = new MemoryJobStore();
+  return {
+    backplane,
+    jobs,
+    async close() {
+      jobs.close();
+      await backplane.close();
+    },
+  };
+}
