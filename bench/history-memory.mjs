@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { Redis } from 'ioredis';
 import { RedisBackplane } from '../dist/backplane/redis-backplane.js';
 import { createRedisConnections } from '../dist/backplane/redis-connections.js';
-import { userChannel, channelKeys } from '../dist/backplane/channels.js';
+import { userChannel, channelKeys } from '../dist/backplane/redis-keys.js';
 
 const SIZES = [100, 1000, 10000];
 const PAYLOADS = { small: { n: 1 }, typical: { status: 'done', correlationId: 'x'.repeat(24), rows: 42, note: 'y'.repeat(120) } };

@@ -4,6 +4,9 @@ import { hostname } from 'node:os';
 import envSchema from 'env-schema';
 import Type, { type Static } from 'typebox';
 
+/** The longest a job may live (JOB_TTL_SECONDS, a job's ttlSeconds): its correlation id is a capability that long. */
+export const MAX_JOB_TTL_SECONDS = 30 * 86_400;
+
 /**
  * Longest delay a Node timer takes as given: a longer one fires after 1 ms (with a warning), so
  * every setting that becomes a timer, or a `retry:` a browser turns into one, stays below it.
@@ -41,7 +44,7 @@ const EnvSchema = Type.Object({
   MAX_CONNECTIONS_PER_USER: Type.Integer({ default: 16, minimum: 1 }),
   HISTORY_MAX_LEN: Type.Integer({ default: 1000, minimum: 0, maximum: 1_000_000 }),
   HISTORY_TTL_SECONDS: Type.Integer({ default: 3600, minimum: 1 }),
-  JOB_TTL_SECONDS: Type.Integer({ default: 3600, minimum: 1, maximum: 30 * 86_400 }),
+  JOB_TTL_SECONDS: Type.Integer({ default: 3600, minimum: 1, maximum: MAX_JOB_TTL_SECONDS }),
   DRAIN_MS: Type.Integer({ default: 10_000, minimum: 0, maximum: MAX_TIMER_MS }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
@@ -59,56 +62,6 @@ const EnvSchema = Type.Object({
 });
 
 type Env = Static<typeof EnvSchema>;
-
-export type LogLevel = Env['LOG_LEVEL'];
-
-export interface Config {
-  readonly port: number;
-  readonly host: string;
-  readonly redisUrl: string | undefined;
-  readonly replicaId: string;
-  readonly streamTokenSecret: string;
-  /** Several keys are accepted at once so a key can be rotated without downtime. */
-  readonly publishApiKeys: readonly string[];
-  /**
-   * Master secrets for callback signatures, as bytes in base64 (no `whsec_` prefix); empty when
-   * callbacks are unsigned. Several are accepted at once for rotation; jobs get secrets derived
-   * from the first.
-   */
-  readonly callbackSecrets: readonly string[];
-  /** Set to run with Redis but without CALLBACK_SECRET (the correlation id alone lets anyone post). */
-  readonly allowUnsignedCallbacks: boolean;
-  readonly publicUrl: string | undefined;
-  /** Browser origins allowed to call cross-origin: unset = none (no CORS headers), `*` = any, without credentials. */
-  readonly corsOrigins: '*' | readonly string[] | undefined;
-  /** The `aud` claim minted into subscriber tokens and required of every token presented. */
-  readonly streamTokenAudience: string;
-  /** Whose `X-Forwarded-*` headers are believed: nobody's, every peer's, or these proxies'. */
-  readonly trustProxy: TrustProxy;
-  readonly heartbeatMs: number;
-  readonly retryMs: number;
-  /** Time a client has to send a whole request (headers and body); streams, once open, are not bound by it. */
-  readonly requestTimeoutMs: number;
-  readonly maxBodyBytes: number;
-  readonly maxConnections: number;
-  readonly maxConnectionsPerUser: number;
-  readonly historyMaxLen: number;
-  readonly historyTtlSeconds: number;
-  readonly jobTtlSeconds: number;
-  readonly drainMs: number;
-  readonly logLevel: LogLevel;
-  readonly unsubscribeDebounceMs: number;
-  readonly streamMaxBufferedBytes: number;
-  /** A replay that waits this long for its client to read is cut as a slow client. */
-  readonly streamDrainTimeoutMs: number;
-  /** Resumes (streams opened with a cursor, until their replay is written) at once, per replica and per user. */
-  readonly maxConcurrentResumes: number;
-  readonly maxConcurrentResumesPerUser: number;
-  /** History all of this replica's resumes may replay per second, together. */
-  readonly replayBytesPerSecond: number;
-  readonly probeIntervalMs: number;
-  readonly demoMode: boolean;
-}
 
 /** Fastify's `trustProxy`: a flag, or proxy addresses / CIDR ranges / proxy-addr range names. */
 export type TrustProxy = boolean | readonly string[];
@@ -170,21 +123,41 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     );
   }
 
-  const config: Config = {
+  const config = toConfig(parsed, { streamTokenSecret, publishApiKeys, callbackSecrets });
+  return { config: Object.freeze(config), generated };
+}
+
+/**
+ * The replica's settings, from the validated environment: the one place each variable becomes a
+ * setting (the type `Config` is inferred from it). Units are in the names.
+ */
+function toConfig(parsed: Env, secrets: { streamTokenSecret: string; publishApiKeys: readonly string[]; callbackSecrets: readonly string[] }) {
+  return {
     port: parsed.PORT,
     host: parsed.HOST,
     redisUrl: parsed.REDIS_URL,
     replicaId: parsed.REPLICA_ID ?? `${hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 48)}-${process.pid}`,
-    streamTokenSecret,
-    publishApiKeys,
-    callbackSecrets,
+    streamTokenSecret: secrets.streamTokenSecret,
+    /** Several keys are accepted at once so a key can be rotated without downtime. */
+    publishApiKeys: secrets.publishApiKeys,
+    /**
+     * Master secrets for callback signatures, as bytes in base64 (no `whsec_` prefix); empty when
+     * callbacks are unsigned. Several are accepted at once for rotation; jobs get secrets derived
+     * from the first.
+     */
+    callbackSecrets: secrets.callbackSecrets,
+    /** Set to run with Redis but without CALLBACK_SECRET (the correlation id alone lets anyone post). */
     allowUnsignedCallbacks: parsed.ALLOW_UNSIGNED_CALLBACKS,
     publicUrl: parsed.PUBLIC_URL?.replace(/\/+$/, ''),
+    /** Browser origins allowed to call cross-origin: unset = none (no CORS headers), `*` = any, without credentials. */
     corsOrigins: parseCorsOrigins(parsed.CORS_ORIGINS),
+    /** The `aud` claim minted into subscriber tokens and required of every token presented. */
     streamTokenAudience: parsed.STREAM_TOKEN_AUDIENCE,
+    /** Whose `X-Forwarded-*` headers are believed: nobody's, every peer's, or these proxies'. */
     trustProxy: parseTrustProxy(parsed.TRUST_PROXY),
     heartbeatMs: parsed.HEARTBEAT_MS,
     retryMs: parsed.RETRY_MS,
+    /** Time a client has to send a whole request (headers and body); streams, once open, are not bound by it. */
     requestTimeoutMs: parsed.REQUEST_TIMEOUT_MS,
     maxBodyBytes: parsed.MAX_BODY_BYTES,
     maxConnections: parsed.MAX_CONNECTIONS,
@@ -196,22 +169,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     logLevel: parsed.LOG_LEVEL,
     unsubscribeDebounceMs: parsed.UNSUBSCRIBE_DEBOUNCE_MS,
     streamMaxBufferedBytes: parsed.STREAM_MAX_BUFFERED_BYTES,
+    /** A replay that waits this long for its client to read is cut as a slow client. */
     streamDrainTimeoutMs: parsed.STREAM_DRAIN_TIMEOUT_MS,
+    /** Resumes (streams opened with a cursor, until their replay is written) at once, per replica and per user. */
     maxConcurrentResumes: parsed.MAX_CONCURRENT_RESUMES,
     maxConcurrentResumesPerUser: parsed.MAX_CONCURRENT_RESUMES_PER_USER,
+    /** History all of this replica's resumes may replay per second, together. */
     replayBytesPerSecond: parsed.REPLAY_BYTES_PER_SECOND,
     probeIntervalMs: parsed.PROBE_INTERVAL_MS,
     demoMode: parsed.DEMO_MODE,
   };
-  return { config: Object.freeze(config), generated };
 }
+
+/** Every setting of a replica, validated once at boot and frozen. */
+export type Config = Readonly<ReturnType<typeof toConfig>>;
 
 /**
  * `*`, or a comma-separated list of exact origins. Each must be written as the browser sends it in
  * `Origin` (`scheme://host[:port]`, lower-case host, no default port, no path): a listed origin is
  * compared byte for byte, so any other spelling would silently never match.
  */
-function parseCorsOrigins(raw: string | undefined): Config['corsOrigins'] {
+function parseCorsOrigins(raw: string | undefined): '*' | readonly string[] | undefined {
   if (raw === undefined) return undefined;
   const entries = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0);
   if (entries.length === 1 && entries[0] === '*') return '*';

@@ -9,7 +9,7 @@ import { SwitchboardError } from './errors.js';
 export const MAX_JSON_DEPTH = 128;
 
 /** True when `value` nests objects and arrays deeper than `maxDepth`. Iterative: no stack to exhaust. */
-export function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
+function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
   const pending: Array<[unknown, number]> = [[value, 1]];
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
     const [item, depth] = next;

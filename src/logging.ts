@@ -44,7 +44,7 @@ type SerializedError = { type: string; message: string; stack: string; [key: str
  * error, …). The copy is made through JSON, as pino would write it, so the logged error itself
  * is left untouched.
  */
-export function serializeError(err: Error): SerializedError {
+function serializeError(err: Error): SerializedError {
   const serialized = stdSerializers.err(err);
   try {
     return JSON.parse(JSON.stringify(serialized, (key, value: unknown) => (COMMAND_FIELDS.has(key) ? undefined : value))) as SerializedError;

@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { SwitchboardError } from '../errors.js';
 
 /** How far `webhook-timestamp` may be from now, either way: the Standard Webhooks tolerance. */
-export const SIGNATURE_TOLERANCE_SECONDS = 5 * 60;
+const SIGNATURE_TOLERANCE_SECONDS = 5 * 60;
 /** Seconds since the epoch, digits only: `1796128337abc` is not a timestamp (parseInt would say it is). */
 const TIMESTAMP = /^[0-9]{1,15}$/;
 /** Signatures looked at in one `webhook-signature` header (space-separated); the rest are ignored. */

@@ -1,5 +1,5 @@
 import type { Position } from '../history/cursor.js';
-import type { ChannelName } from './channels.js';
+import type { ChannelName } from './redis-keys.js';
 
 /**
  * The seam between a replica and whatever carries events between replicas. Two implementations:

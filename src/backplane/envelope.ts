@@ -1,6 +1,6 @@
 import { parsePosition } from '../history/cursor.js';
 import type { ChannelMessage, EnvelopeHeader } from './backplane.js';
-import type { ChannelName } from './channels.js';
+import type { ChannelName } from './redis-keys.js';
 
 /**
  * The wire form of an event on a pub/sub channel, written by the publish script:

@@ -1,6 +1,6 @@
 import { comparePositions, formatPosition, newEpoch, ZERO_POSITION, type Position } from '../history/cursor.js';
 import type { Backplane, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
-import type { ChannelName } from './channels.js';
+import type { ChannelName } from './redis-keys.js';
 import { encodeHeader } from './envelope.js';
 
 export interface HistoryOptions {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Backplane, ChannelMessage } from '../backplane/backplane.js';
-import type { ChannelName } from '../backplane/channels.js';
-import type { ResetCause, SkipTarget } from '../sse/sse-stream.js';
+import type { ChannelName } from '../backplane/redis-keys.js';
+import type { ResetCause, SkipTarget } from './gaps.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { startReplaySpan, withSpan } from '../telemetry/tracing.js';
 import { comparePositions, formatPosition, ZERO_POSITION, type Position } from './cursor.js';

@@ -1,5 +1,5 @@
 import type { Backplane, ChannelMessage, HistoryRead } from '../backplane/backplane.js';
-import type { ChannelName } from '../backplane/channels.js';
+import type { ChannelName } from '../backplane/redis-keys.js';
 import type { Position } from './cursor.js';
 
 /**

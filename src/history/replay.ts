@@ -1,6 +1,6 @@
 import type { ChannelMessage } from '../backplane/backplane.js';
-import type { ChannelName } from '../backplane/channels.js';
-import type { ResetCause } from '../sse/sse-stream.js';
+import type { ChannelName } from '../backplane/redis-keys.js';
+import type { ResetCause } from './gaps.js';
 import { comparePositions, type Position } from './cursor.js';
 import { pageBytes, type HistoryPage, type HistoryPager } from './pages.js';
 import type { ReplayBudget } from './replay-budget.js';

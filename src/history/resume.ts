@@ -1,10 +1,25 @@
-import type { Backplane, HistoryRead } from '../backplane/backplane.js';
-import type { ChannelName } from '../backplane/channels.js';
-import type { ResetCause, SseStream } from '../sse/sse-stream.js';
-import type { StreamRegistry } from '../sse/stream-registry.js';
+import type { Backplane, ChannelMessage, HistoryRead } from '../backplane/backplane.js';
+import type { ChannelName } from '../backplane/redis-keys.js';
 import { comparePositions, formatPosition, parseCursor, positionBefore, type CursorEntry, type Position } from './cursor.js';
+import type { ResetCause } from './gaps.js';
 import { HistoryPager } from './pages.js';
 import { ChannelReplay } from './replay.js';
+
+/** What the plan needs of the stream it is for (sse/sse-stream.ts's SseStream). */
+export interface ResumingStream {
+  readonly channels: readonly ChannelName[];
+  tagAt(index: number): string;
+  setPosition(index: number, epoch: string, position: Position, positionText: string): void;
+  /** The first live event of a channel heard since the stream attached, still queued. */
+  firstQueued(channel: ChannelName): ChannelMessage | undefined;
+}
+
+/** What the plan needs of the replica's channels (sse/stream-registry.ts's StreamRegistry). */
+export interface HeardChannels {
+  /** Where a stream can start without a history read, when this replica hears the channel live. */
+  liveStart(channel: ChannelName): { epoch: string; position: Position } | undefined;
+  noteStart(channel: ChannelName, epoch: string, position: Position): void;
+}
 
 export interface ResumePlan {
   /** Set when the client must refetch ground truth before trusting the events that follow. */
@@ -26,10 +41,10 @@ export interface ResumePlan {
  * takes it (replay.ts).
  */
 export async function planResume(
-  stream: SseStream,
+  stream: ResumingStream,
   cursorText: string | undefined,
   backplane: Backplane,
-  registry: StreamRegistry,
+  registry: HeardChannels,
   firstPageEntries: number,
 ): Promise<ResumePlan> {
   const cursor = cursorText === undefined ? undefined : parseCursor(cursorText);
@@ -70,7 +85,7 @@ interface Start {
  * replica already hears live when it can (10k streams joining one topic read its history once
  * per replica), else from history.
  */
-async function freshStart(stream: SseStream, channel: ChannelName, backplane: Backplane, registry: StreamRegistry): Promise<Start> {
+async function freshStart(stream: ResumingStream, channel: ChannelName, backplane: Backplane, registry: HeardChannels): Promise<Start> {
   const live = registry.liveStart(channel);
   if (live !== undefined) return notBeforeHeard(stream, channel, live);
   const read = await backplane.readHistory(channel, undefined, 1);
@@ -82,7 +97,7 @@ async function freshStart(stream: SseStream, channel: ChannelName, backplane: Ba
  * it attached, if the newest already includes it: the client may have seen the stream open and
  * caused that event, so it must not be skipped.
  */
-function notBeforeHeard(stream: SseStream, channel: ChannelName, newest: Start): Start {
+function notBeforeHeard(stream: ResumingStream, channel: ChannelName, newest: Start): Start {
   const firstLive = stream.firstQueued(channel);
   if (firstLive === undefined || firstLive.epoch !== newest.epoch || comparePositions(firstLive.position, newest.position) > 0) return newest;
   return { epoch: newest.epoch, position: positionBefore(firstLive.position) };

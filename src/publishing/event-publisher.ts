@@ -1,5 +1,5 @@
 import type { Backplane } from '../backplane/backplane.js';
-import type { ChannelName } from '../backplane/channels.js';
+import type { ChannelName } from '../backplane/redis-keys.js';
 import { channelTag, formatSegment } from '../history/cursor.js';
 import type { AcceptRoute, Metrics } from '../telemetry/metrics.js';
 import { endWithError, isTracing, startPublishSpan, traceContextOf, withSpan } from '../telemetry/tracing.js';

@@ -8,6 +8,8 @@
  * Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html
  */
 
+import { isEventTypeName } from '../identifiers.js';
+
 export class SseEncodingError extends Error {
   readonly code = 'sse_encoding' as const;
 
@@ -21,13 +23,11 @@ export class SseEncodingError extends Error {
 // grammar; NUL makes browsers drop an `id` and is never legitimate in a field.
 const UNSAFE_FIELD_CHARS = /[\r\n\0]/;
 
-// Event names are an API contract, so keep them to a conservative token set.
-const EVENT_TYPE = /^[A-Za-z0-9._:-]{1,64}$/;
 
 // Used only on the defensive (non-JSON.stringify) data path.
 const LINE_BREAK = /\r\n|\r|\n/;
 
-export function isSafeFieldValue(value: string): boolean {
+function isSafeFieldValue(value: string): boolean {
   return !UNSAFE_FIELD_CHARS.test(value);
 }
 
@@ -42,7 +42,7 @@ export function encodeIdLine(id: string): string {
 
 export function encodeEventBody(type: string, dataJson: string): string {
   // The charset check also excludes CR/LF/NUL, so no separate safety check is needed.
-  if (!EVENT_TYPE.test(type)) {
+  if (!isEventTypeName(type)) {
     throw new SseEncodingError('event type must be 1-64 characters of [A-Za-z0-9._:-]');
   }
   // Fast path: JSON.stringify output is always a single line (it escapes
@@ -59,16 +59,6 @@ export function encodeEventBody(type: string, dataJson: string): string {
   let out = 'event: ' + type + '\n';
   for (const line of lines) out += 'data: ' + line + '\n';
   return out + '\n';
-}
-
-export interface SseEventInput {
-  id: string;
-  type: string;
-  dataJson: string;
-}
-
-export function encodeEvent(event: SseEventInput): string {
-  return encodeIdLine(event.id) + encodeEventBody(event.type, event.dataJson);
 }
 
 export function encodeComment(text: string): string {

@@ -1,18 +1,12 @@
 import type { ServerResponse } from 'node:http';
 import type { ChannelMessage } from '../backplane/backplane.js';
-import type { ChannelName } from '../backplane/channels.js';
+import type { ChannelName } from '../backplane/redis-keys.js';
 import { comparePositions, formatSegment, SEGMENT_SEPARATOR, ZERO_POSITION, type Position } from '../history/cursor.js';
+import type { ResetCause, SkipTarget } from '../history/gaps.js';
 import { encodeComment, encodeEventBody, encodeIdLine, encodeRetry } from './encoder.js';
 
 /** Why a stream ended; logged and counted. */
 export type StreamEndReason = 'client_closed' | 'slow_client' | 'auth_expired' | 'draining' | 'not_ready';
-
-/**
- * Why a stream was told to refetch ground truth. The `reset` event's data is exactly the
- * contract's `{"reason":"history_gap"}`; the cause goes on a comment line just before it (for
- * people reading the raw stream) and into the resets metric.
- */
-export type ResetCause = 'history_trimmed' | 'history_lost' | 'invalid_cursor' | 'catch_up_failed';
 
 /** Where a stream stands in one of its channels. */
 interface ChannelCursor {
@@ -21,13 +15,6 @@ interface ChannelCursor {
   position: Position;
   /** `<tag>.<epoch>.<position>`: this channel's part of the stream's event ids. */
   segment: string;
-}
-
-/** A position in a channel's history to move a stream to. */
-export interface SkipTarget {
-  epoch: string;
-  position: Position;
-  positionText: string;
 }
 
 /** An event encoded once per replica and shared by every stream it is written to. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Backplane, ChannelMessage } from '../backplane/backplane.js';
-import type { ChannelName } from '../backplane/channels.js';
+import type { ChannelName } from '../backplane/redis-keys.js';
 import { channelTag, comparePositions, formatSegment, type Position } from '../history/cursor.js';
 import { catchUpChannel, type CatchUpDeps } from '../history/catch-up.js';
 import type { Metrics } from '../telemetry/metrics.js';

@@ -5,15 +5,15 @@ import { tracingStarted } from './handoff.js';
  * Thin tracing helpers. Without a configured exporter the SDK is never started (see start.ts) and
  * every call here hits the API's no-op implementation. Attributes never carry tokens or payloads.
  */
-export const TRACER_NAME = 'switchboard';
+const TRACER_NAME = 'switchboard';
 const tracer = trace.getTracer(TRACER_NAME);
 
 /** True when start.ts started the SDK (an exporter is configured): spans are worth building. */
 export const isTracing = tracingStarted;
 
-export const SPAN_PUBLISH = 'switchboard.publish';
-export const SPAN_DELIVER = 'switchboard.deliver';
-export const SPAN_REPLAY = 'switchboard.replay';
+const SPAN_PUBLISH = 'switchboard.publish';
+const SPAN_DELIVER = 'switchboard.deliver';
+const SPAN_REPLAY = 'switchboard.replay';
 
 const SEND: Attributes = { 'messaging.system': 'redis', 'messaging.operation.type': 'send', 'messaging.operation.name': 'publish' };
 const PROCESS: Attributes = { 'messaging.system': 'redis', 'messaging.operation.type': 'process', 'messaging.operation.name': 'deliver' };

@@ -4,11 +4,11 @@
 import { pino } from 'pino';
 import t from 'tap';
 import type { Backplane, ChannelMessage } from '../../src/backplane/backplane.js';
-import { userChannel, type ChannelName } from '../../src/backplane/channels.js';
+import { userChannel, type ChannelName } from '../../src/backplane/redis-keys.js';
 import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
 import { catchUpChannel, type CatchUpChannel } from '../../src/history/catch-up.js';
 import { channelTag, parsePosition, type Position } from '../../src/history/cursor.js';
-import type { ResetCause, SkipTarget } from '../../src/sse/sse-stream.js';
+import type { ResetCause, SkipTarget } from '../../src/history/gaps.js';
 import { SseStream } from '../../src/sse/sse-stream.js';
 import { StreamRegistry } from '../../src/sse/stream-registry.js';
 import { Metrics } from '../../src/telemetry/metrics.js';

@@ -3,13 +3,13 @@
 // waits for the client between pages, and says when history moved past it.
 import t from 'tap';
 import type { Backplane, ChannelMessage } from '../../src/backplane/backplane.js';
-import { topicChannel, userChannel, type ChannelName } from '../../src/backplane/channels.js';
+import { topicChannel, userChannel, type ChannelName } from '../../src/backplane/redis-keys.js';
 import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
 import { comparePositions, positionBefore, ZERO_POSITION, type Position } from '../../src/history/cursor.js';
 import { firstPageEntries, HistoryPager, nextPageEntries, PAGE_BYTES, PAGE_MAX_ENTRIES } from '../../src/history/pages.js';
 import { ReplayBudget } from '../../src/history/replay-budget.js';
 import { ChannelReplay, replayHistory, type ReplaySink } from '../../src/history/replay.js';
-import type { ResetCause } from '../../src/sse/sse-stream.js';
+import type { ResetCause } from '../../src/history/gaps.js';
 
 const UNLIMITED = new ReplayBudget(1024 * 1024 * 1024);
 

@@ -3,7 +3,7 @@
 import { pino } from 'pino';
 import t from 'tap';
 import type { Backplane } from '../../src/backplane/backplane.js';
-import { topicChannel, userChannel } from '../../src/backplane/channels.js';
+import { topicChannel, userChannel } from '../../src/backplane/redis-keys.js';
 import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
 import { channelTag, formatSegment, SEGMENT_SEPARATOR } from '../../src/history/cursor.js';
 import { planResume } from '../../src/history/resume.js';

@@ -1,7 +1,7 @@
 // SseStream's life, in process: opening → replaying → live → ended, and what each state allows.
 import t from 'tap';
 import type { ChannelMessage } from '../../src/backplane/backplane.js';
-import { userChannel } from '../../src/backplane/channels.js';
+import { userChannel } from '../../src/backplane/redis-keys.js';
 import { channelTag, formatSegment, type Position } from '../../src/history/cursor.js';
 import { encodeEventBody, encodeIdLine } from '../../src/sse/encoder.js';
 import { SseStream, type EncodedEvent, type StreamEndReason } from '../../src/sse/sse-stream.js';
