@@ -27,7 +27,8 @@ const logger = pino({ level: 'silent' });
 const rows = [];
 for (const size of SIZES) {
   for (const [kind, data] of Object.entries(PAYLOADS)) {
-    const backplane = new RedisBackplane(createRedisConnections(url, `mem-${size}-${kind}`, logger), {
+    const connections = createRedisConnections({ mode: 'standalone', url, username: undefined, password: undefined, tls: undefined }, `mem-${size}-${kind}`, logger);
+    const backplane = new RedisBackplane(connections, {
       historyMaxLen: size, historyTtlSeconds: 3600, replicaId: `mem-${size}-${kind}`, probeIntervalMs: 1000, logger,
     });
     await backplane.start();
@@ -41,6 +42,8 @@ for (const size of SIZES) {
     const length = Number(await probe.xlen(keys.history));
     rows.push({ historyMaxLen: size, payload: kind, dataBytes: dataJson.length, entriesKept: length, bytesPerChannel: bytes, bytesPerEntry: Math.round(bytes / length) });
     await backplane.close();
+    connections.commands.disconnect();
+    connections.subscriber.disconnect();
   }
 }
 await probe.quit();

@@ -18,6 +18,9 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 const MAX_RETRY_MS = Math.floor(MAX_TIMER_MS / 3);
 
+/** `host:port,host:port…`: Redis Cluster seed nodes, or Sentinel addresses. */
+const HOST_PORT_LIST = '^[^,\\s:]+:\\d{1,5}(,[^,\\s:]+:\\d{1,5})*$';
+
 /**
  * Every environment variable the service reads, in one schema. This module is
  * the only reader of `process.env`; everything else receives a frozen Config.
@@ -26,7 +29,14 @@ const EnvSchema = Type.Object({
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
   HOST: Type.String({ default: '0.0.0.0' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
-  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[^,\\s]+:\\d+(,[^,\\s]+:\\d+)*$' })),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: HOST_PORT_LIST })),
+  REDIS_SENTINELS: Type.Optional(Type.String({ pattern: HOST_PORT_LIST })),
+  REDIS_SENTINEL_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$' })),
+  REDIS_USERNAME: Type.Optional(Type.String()),
+  REDIS_PASSWORD: Type.Optional(Type.String()),
+  REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String()),
+  REDIS_TLS: Type.Boolean({ default: false }),
+  REDIS_TLS_CA_FILE: Type.Optional(Type.String()),
   REPLICA_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$' })),
   STREAM_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   PUBLISH_API_KEY: Type.Optional(Type.String({ minLength: 16 })),
@@ -87,12 +97,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     throw new ConfigError(`invalid configuration: ${message}${timerHint}`);
   }
 
-  if (parsed.REDIS_CLUSTER_NODES !== undefined) {
-    // Refused rather than ignored: ignoring it would start a replica on the in-process
-    // backplane, which silently loses every event published through another replica.
-    throw new ConfigError('REDIS_CLUSTER_NODES is not supported yet (see README "Configuration"); point REDIS_URL at a standalone Redis');
-  }
-  const shared = parsed.REDIS_URL !== undefined;
+  const redis = redisSettings(parsed);
+  const shared = redis !== undefined;
   const generated: LoadedConfig['generated'] = {};
   const secretOrGenerate = (name: 'STREAM_TOKEN_SECRET' | 'PUBLISH_API_KEY'): string => {
     const value = parsed[name];
@@ -100,7 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     if (shared) {
       // Replicas behind one load balancer must share secrets; a random one per replica would
       // make tokens minted on one replica fail on the others.
-      throw new ConfigError(`${name} is required when REDIS_URL is set (all replicas must share it)`);
+      throw new ConfigError(`${name} is required when Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): all replicas must share it`);
     }
     return randomBytes(24).toString('base64url');
   };
@@ -119,11 +125,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     // Every callback event shows its correlation id to the job's user: unsigned, that id lets the
     // user post to their own job, and on a shared fleet that is rarely what anyone meant.
     throw new ConfigError(
-      'CALLBACK_SECRET is required when REDIS_URL is set (callbacks must be signed); set ALLOW_UNSIGNED_CALLBACKS=true to accept unsigned callbacks anyway',
+      'CALLBACK_SECRET is required when Redis is configured (callbacks must be signed); set ALLOW_UNSIGNED_CALLBACKS=true to accept unsigned callbacks anyway',
     );
   }
 
-  const config = toConfig(parsed, { streamTokenSecret, publishApiKeys, callbackSecrets });
+  const config = toConfig(parsed, { redis, streamTokenSecret, publishApiKeys, callbackSecrets });
   return { config: Object.freeze(config), generated };
 }
 
@@ -131,21 +137,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
  * The replica's settings, from the validated environment: the one place each variable becomes a
  * setting (the type `Config` is inferred from it). Units are in the names.
  */
-function toConfig(parsed: Env, secrets: { streamTokenSecret: string; publishApiKeys: readonly string[]; callbackSecrets: readonly string[] }) {
+function toConfig(
+  parsed: Env,
+  derived: { redis: RedisSettings | undefined; streamTokenSecret: string; publishApiKeys: readonly string[]; callbackSecrets: readonly string[] },
+) {
   return {
     port: parsed.PORT,
     host: parsed.HOST,
-    redisUrl: parsed.REDIS_URL,
+    /** Where Redis is and how to reach it; undefined runs the in-process backplane (one replica). */
+    redis: derived.redis,
     replicaId: parsed.REPLICA_ID ?? `${hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 48)}-${process.pid}`,
-    streamTokenSecret: secrets.streamTokenSecret,
+    streamTokenSecret: derived.streamTokenSecret,
     /** Several keys are accepted at once so a key can be rotated without downtime. */
-    publishApiKeys: secrets.publishApiKeys,
+    publishApiKeys: derived.publishApiKeys,
     /**
      * Master secrets for callback signatures, as bytes in base64 (no `whsec_` prefix); empty when
      * callbacks are unsigned. Several are accepted at once for rotation; jobs get secrets derived
      * from the first.
      */
-    callbackSecrets: secrets.callbackSecrets,
+    callbackSecrets: derived.callbackSecrets,
     /** Set to run with Redis but without CALLBACK_SECRET (the correlation id alone lets anyone post). */
     allowUnsignedCallbacks: parsed.ALLOW_UNSIGNED_CALLBACKS,
     publicUrl: parsed.PUBLIC_URL?.replace(/\/+$/, ''),
@@ -183,6 +193,68 @@ function toConfig(parsed: Env, secrets: { streamTokenSecret: string; publishApiK
 
 /** Every setting of a replica, validated once at boot and frozen. */
 export type Config = Readonly<ReturnType<typeof toConfig>>;
+
+/** How to reach Redis: one of three modes, with the auth and TLS they share. */
+export type RedisSettings = (
+  | { mode: 'standalone'; url: string }
+  | { mode: 'sentinel'; sentinels: readonly HostPort[]; name: string; sentinelPassword: string | undefined }
+) & {
+  username: string | undefined;
+  password: string | undefined;
+  /** TLS to Redis (`rediss://`, or REDIS_TLS=true), with the CA file's path when one is given. */
+  tls: { caFile: string | undefined } | undefined;
+};
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * REDIS_URL, REDIS_SENTINELS (+ REDIS_SENTINEL_NAME) or REDIS_CLUSTER_NODES: exactly one of them,
+ * or none (the in-process backplane). Every other combination stops the boot, naming the variables.
+ */
+function redisSettings(parsed: Env): RedisSettings | undefined {
+  const modes = (['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const).filter((name) => parsed[name] !== undefined);
+  const authAndTls = (['REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'REDIS_TLS_CA_FILE'] as const).filter((name) => parsed[name] !== undefined);
+  if (modes.length > 1) throw new ConfigError(`set exactly one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES (got ${modes.join(' and ')})`);
+  if (parsed.REDIS_SENTINEL_NAME !== undefined && parsed.REDIS_SENTINELS === undefined) {
+    throw new ConfigError('REDIS_SENTINEL_NAME is set without REDIS_SENTINELS');
+  }
+  if (parsed.REDIS_SENTINEL_PASSWORD !== undefined && parsed.REDIS_SENTINELS === undefined) {
+    throw new ConfigError('REDIS_SENTINEL_PASSWORD is set without REDIS_SENTINELS');
+  }
+  if (parsed.REDIS_TLS_CA_FILE !== undefined && !parsed.REDIS_TLS && !parsed.REDIS_URL?.startsWith('rediss://')) {
+    throw new ConfigError('REDIS_TLS_CA_FILE is set but TLS is off: set REDIS_TLS=true (or use a rediss:// REDIS_URL)');
+  }
+  if (modes.length === 0) {
+    if (parsed.REDIS_TLS || authAndTls.length > 0) {
+      throw new ConfigError(`${[...(parsed.REDIS_TLS ? ['REDIS_TLS'] : []), ...authAndTls].join(', ')} set without REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES`);
+    }
+    return undefined;
+  }
+  const tlsOn = parsed.REDIS_TLS || parsed.REDIS_URL?.startsWith('rediss://') === true;
+  const common = {
+    username: parsed.REDIS_USERNAME,
+    password: parsed.REDIS_PASSWORD,
+    tls: tlsOn ? { caFile: parsed.REDIS_TLS_CA_FILE } : undefined,
+  };
+  if (parsed.REDIS_URL !== undefined) return { mode: 'standalone', url: parsed.REDIS_URL, ...common };
+  if (parsed.REDIS_SENTINELS !== undefined) {
+    if (parsed.REDIS_SENTINEL_NAME === undefined) throw new ConfigError('REDIS_SENTINELS needs REDIS_SENTINEL_NAME (the master name the sentinels monitor)');
+    return { mode: 'sentinel', sentinels: hostPorts(parsed.REDIS_SENTINELS), name: parsed.REDIS_SENTINEL_NAME, sentinelPassword: parsed.REDIS_SENTINEL_PASSWORD, ...common };
+  }
+  // Refused rather than ignored: ignoring it would start a replica on the in-process backplane,
+  // which silently loses every event published through another replica.
+  throw new ConfigError('REDIS_CLUSTER_NODES is not supported yet: Redis Cluster needs the sharded subscriber this version lacks; use REDIS_URL or REDIS_SENTINELS');
+}
+
+function hostPorts(list: string): HostPort[] {
+  return list.split(',').map((entry) => {
+    const at = entry.lastIndexOf(':');
+    return { host: entry.slice(0, at), port: Number(entry.slice(at + 1)) };
+  });
+}
 
 /**
  * `*`, or a comma-separated list of exact origins. Each must be written as the browser sends it in

@@ -17,17 +17,17 @@ export interface ReplicaParts {
 }
 
 /**
- * The backplane and job registry the config asks for: Redis when REDIS_URL is set (connected and
+ * The backplane and job registry the config asks for: Redis when it is configured (connected and
  * subscribed before this resolves; rejects if Redis cannot be reached), else the in-process pair.
  * The Redis connections are made here, so they are closed here too.
  */
 export async function connectParts(config: Config, logger: Logger): Promise<ReplicaParts> {
   const history = { historyMaxLen: config.historyMaxLen, historyTtlSeconds: config.historyTtlSeconds };
-  if (config.redisUrl === undefined) return memoryParts(history);
-  const connections = createRedisConnections(config.redisUrl, config.replicaId, logger);
+  if (config.redis === undefined) return memoryParts(history);
+  const connections = createRedisConnections(config.redis, config.replicaId, logger);
   const backplane = new RedisBackplane(connections, { ...history, replicaId: config.replicaId, probeIntervalMs: config.probeIntervalMs, logger });
   const jobs = new RedisJobStore(connections.commands);
-  logger.info('connecting to Redis');
+  logger.info({ mode: config.redis.mode }, 'connecting to Redis');
   await backplane.start();
   return {
     backplane,

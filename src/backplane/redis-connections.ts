@@ -1,5 +1,7 @@
-import { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import type { RedisSettings } from '../config.js';
 
 /** A command that Redis has not answered by then fails (as a 503), never hangs the request. */
 const COMMAND_TIMEOUT_MS = 1000;
@@ -7,6 +9,13 @@ const COMMAND_TIMEOUT_MS = 1000;
 const MAX_RECONNECT_DELAY_MS = 1000;
 
 const retryStrategy = (attempt: number): number => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS);
+
+/**
+ * A `READONLY` reply means the node this connection reached is a replica now (a master demoted by
+ * a Sentinel failover): reconnect, which asks the sentinels for the master again. The command that
+ * got it fails (as a 503, or retried by the caller); Redis ran none of its writes.
+ */
+const reconnectOnReadonly = (err: Error): 1 | false => (err.message.startsWith('READONLY') ? 1 : false);
 
 export interface RedisConnections {
   /** Publishes, scripts, jobs. No offline queue: while Redis is away, commands fail at once. */
@@ -18,10 +27,13 @@ export interface RedisConnections {
 /**
  * The only two Redis connections a replica makes, however many streams it holds. Named, so
  * `CLIENT LIST` shows which replica each belongs to. Both connect lazily; RedisBackplane.start()
- * connects them and waits until they are ready.
+ * connects them and waits until they are ready. Behind Sentinel, both follow the master: ioredis
+ * asks the sentinels where it is on every connect, and its failover detector reconnects as soon
+ * as the sentinels announce a new one.
  */
-export function createRedisConnections(url: string, replicaId: string, logger: Logger): RedisConnections {
-  const commands = new Redis(url, {
+export function createRedisConnections(settings: RedisSettings, replicaId: string, logger: Logger): RedisConnections {
+  const target = targetOptions(settings);
+  const commands = connection(settings, target, {
     lazyConnect: true,
     retryStrategy,
     connectionName: `switchboard:cmd:${replicaId}`,
@@ -30,8 +42,9 @@ export function createRedisConnections(url: string, replicaId: string, logger: L
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: COMMAND_TIMEOUT_MS,
+    reconnectOnError: reconnectOnReadonly,
   });
-  const subscriber = new Redis(url, {
+  const subscriber = connection(settings, target, {
     lazyConnect: true,
     retryStrategy,
     connectionName: `switchboard:sub:${replicaId}`,
@@ -39,9 +52,42 @@ export function createRedisConnections(url: string, replicaId: string, logger: L
     autoResubscribe: false,
     // Subscribe commands wait for the connection rather than fail: they are replayed anyway.
     maxRetriesPerRequest: null,
+    reconnectOnError: reconnectOnReadonly,
   });
-  for (const [role, connection] of [['commands', commands], ['subscriber', subscriber]] as const) {
-    connection.on('error', (err: Error) => logger.warn({ err, role }, 'redis connection error'));
+  for (const [role, redis] of [['commands', commands], ['subscriber', subscriber]] as const) {
+    redis.on('error', (err: Error) => logger.warn({ err, role }, 'redis connection error'));
   }
   return { commands, subscriber };
+}
+
+function connection(settings: RedisSettings, target: RedisOptions, options: RedisOptions): Redis {
+  return settings.mode === 'standalone' ? new Redis(settings.url, { ...target, ...options }) : new Redis({ ...target, ...options });
+}
+
+/** Where and how to connect, from the settings: the part both connections share. */
+function targetOptions(settings: RedisSettings): RedisOptions {
+  const tls = settings.tls === undefined ? undefined : { ...(settings.tls.caFile === undefined ? {} : { ca: readCa(settings.tls.caFile) }) };
+  const auth = {
+    ...(settings.username === undefined ? {} : { username: settings.username }),
+    ...(settings.password === undefined ? {} : { password: settings.password }),
+    ...(tls === undefined ? {} : { tls }),
+  };
+  if (settings.mode === 'standalone') return auth;
+  return {
+    ...auth,
+    sentinels: settings.sentinels.map(({ host, port }) => ({ host, port })),
+    name: settings.name,
+    ...(settings.sentinelPassword === undefined ? {} : { sentinelPassword: settings.sentinelPassword }),
+    ...(tls === undefined ? {} : { enableTLSForSentinelMode: true, sentinelTLS: tls }),
+    failoverDetector: true,
+    sentinelRetryStrategy: retryStrategy,
+  };
+}
+
+function readCa(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new Error(`cannot read REDIS_TLS_CA_FILE (${path}): ${(err as Error).message}`, { cause: err });
+  }
 }

@@ -26,7 +26,7 @@ const implementations: Record<string, (t: Tap.Test) => Promise<Make>> = {
     const redis = await startRedis(t);
     return async (t, history) => {
       const replicaId = `contract-${++replicaSeq}`;
-      const connections = createRedisConnections(redis.url, replicaId, silent);
+      const connections = createRedisConnections({ mode: 'standalone', url: redis.url, username: undefined, password: undefined, tls: undefined }, replicaId, silent);
       const backplane = new RedisBackplane(connections, {
         ...history,
         replicaId,

@@ -9,7 +9,7 @@ t.test('defaults follow the contract', async (t) => {
   t.match(config, {
     port: 3000, host: '0.0.0.0', heartbeatMs: 15_000, retryMs: 2000, maxBodyBytes: 65_536, maxConnections: 50_000,
     maxConnectionsPerUser: 16, historyMaxLen: 1000, historyTtlSeconds: 3600, jobTtlSeconds: 3600, drainMs: 10_000, logLevel: 'info',
-    redisUrl: undefined, allowUnsignedCallbacks: false,
+    redis: undefined, allowUnsignedCallbacks: false,
   });
   t.same(config.callbackSecrets, [], 'callbacks unsigned without Redis unless CALLBACK_SECRET is set');
   t.ok(generated.publishApiKey && generated.streamTokenSecret, 'without Redis, missing secrets are generated');
@@ -24,10 +24,47 @@ t.test('with Redis, the shared secrets are required and named', async (t) => {
   t.same(generated, {}, 'nothing generated when both are set');
 });
 
+t.test('Redis: exactly one of three modes, with shared auth and TLS; a bad combination names the variables', async (t) => {
+  const secrets = { STREAM_TOKEN_SECRET: 's'.repeat(32), PUBLISH_API_KEY: 'k'.repeat(32), CALLBACK_SECRET: `whsec_${CALLBACK_KEY}` };
+  t.match(loadConfig({ ...secrets, REDIS_URL: 'redis://10.0.0.1:6379' }).config.redis, { mode: 'standalone', url: 'redis://10.0.0.1:6379', tls: undefined });
+  t.match(loadConfig({ ...secrets, REDIS_URL: 'rediss://r.example:6380' }).config.redis, { mode: 'standalone', tls: { caFile: undefined } }, 'rediss:// is TLS');
+  const sentinel = loadConfig({
+    ...secrets,
+    REDIS_SENTINELS: 's1:26379,10.0.0.2:26380',
+    REDIS_SENTINEL_NAME: 'mymaster',
+    REDIS_USERNAME: 'sb',
+    REDIS_PASSWORD: 'pw',
+    REDIS_SENTINEL_PASSWORD: 'spw',
+    REDIS_TLS: 'true',
+    REDIS_TLS_CA_FILE: '/etc/ca.pem',
+  }).config.redis;
+  t.same(sentinel, {
+    mode: 'sentinel',
+    sentinels: [{ host: 's1', port: 26379 }, { host: '10.0.0.2', port: 26380 }],
+    name: 'mymaster',
+    sentinelPassword: 'spw',
+    username: 'sb',
+    password: 'pw',
+    tls: { caFile: '/etc/ca.pem' },
+  });
+  for (const [env, message, why] of [
+    [{ REDIS_URL: 'redis://a:1', REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm' }, /exactly one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES \(got REDIS_URL and REDIS_SENTINELS\)/, 'two modes'],
+    [{ REDIS_SENTINELS: 's:1' }, /REDIS_SENTINELS needs REDIS_SENTINEL_NAME/, 'sentinels without a name'],
+    [{ REDIS_URL: 'redis://a:1', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINEL_NAME is set without REDIS_SENTINELS/, 'a name without sentinels'],
+    [{ REDIS_URL: 'redis://a:1', REDIS_SENTINEL_PASSWORD: 'x' }, /REDIS_SENTINEL_PASSWORD is set without REDIS_SENTINELS/, 'a sentinel password without sentinels'],
+    [{ REDIS_URL: 'redis://a:1', REDIS_TLS_CA_FILE: '/ca' }, /REDIS_TLS_CA_FILE is set but TLS is off/, 'a CA file with TLS off'],
+    [{ REDIS_PASSWORD: 'pw' }, /REDIS_PASSWORD set without REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES/, 'auth without Redis'],
+    [{ REDIS_SENTINELS: 'no-port', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINELS/, 'an address without a port'],
+    [{ REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm', STREAM_TOKEN_SECRET: undefined }, /STREAM_TOKEN_SECRET is required when Redis is configured/, 'secrets are required behind Sentinel too'],
+  ] as const) {
+    t.throws(() => loadConfig({ ...secrets, ...env }), { code: 'invalid_config', message }, why);
+  }
+});
+
 t.test('with Redis, callbacks must be signed unless ALLOW_UNSIGNED_CALLBACKS=true', async (t) => {
   t.throws(
     () => loadConfig({ ...shared, CALLBACK_SECRET: undefined }),
-    { code: 'invalid_config', message: /CALLBACK_SECRET is required when REDIS_URL is set.*ALLOW_UNSIGNED_CALLBACKS=true/ },
+    { code: 'invalid_config', message: /CALLBACK_SECRET is required when Redis is configured.*ALLOW_UNSIGNED_CALLBACKS=true/ },
     'the message names both variables',
   );
   t.throws(() => loadConfig({ ...shared, CALLBACK_SECRET: '' }), { message: /CALLBACK_SECRET is required/ }, 'an empty value counts as unset');
@@ -57,7 +94,7 @@ t.test('bad values stop the boot with the variable named', async (t) => {
   t.throws(() => loadConfig({ REDIS_URL: 'http://x' }), { message: /REDIS_URL/ });
   t.throws(() => loadConfig({ CALLBACK_SECRET: 'plain' }), { message: /CALLBACK_SECRET/ });
   t.throws(() => loadConfig({ LOG_LEVEL: 'loud' }), { message: /LOG_LEVEL/ });
-  t.throws(() => loadConfig({ ...shared, REDIS_CLUSTER_NODES: 'a:1' }), { message: /REDIS_CLUSTER_NODES is not supported/ }, 'cluster mode is refused, never silently run on the in-process backplane');
+  t.throws(() => loadConfig({ ...shared, REDIS_URL: undefined, REDIS_CLUSTER_NODES: 'a:1' }), { message: /REDIS_CLUSTER_NODES is not supported/ }, 'cluster mode is refused, never silently run on the in-process backplane');
 });
 
 t.test('numbers are read as numbers', async (t) => {
