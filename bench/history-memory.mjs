@@ -27,9 +27,9 @@ const logger = pino({ level: 'silent' });
 const rows = [];
 for (const size of SIZES) {
   for (const [kind, data] of Object.entries(PAYLOADS)) {
-    const connections = createRedisConnections({ mode: 'standalone', url, username: undefined, password: undefined, tls: undefined }, `mem-${size}-${kind}`, logger);
+    const connections = createRedisConnections({ mode: 'standalone', url, username: undefined, password: undefined, tls: undefined, waitReplicas: 0 }, `mem-${size}-${kind}`, logger);
     const backplane = new RedisBackplane(connections, {
-      historyMaxLen: size, historyTtlSeconds: 3600, replicaId: `mem-${size}-${kind}`, probeIntervalMs: 1000, logger,
+      historyMaxLen: size, historyTtlSeconds: 3600, replicaId: `mem-${size}-${kind}`, probeIntervalMs: 1000, waitReplicas: 0, logger,
     });
     await backplane.start();
     const channel = userChannel(`mem-${size}-${kind}`);

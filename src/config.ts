@@ -37,6 +37,7 @@ const EnvSchema = Type.Object({
   REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String()),
   REDIS_TLS: Type.Boolean({ default: false }),
   REDIS_TLS_CA_FILE: Type.Optional(Type.String()),
+  REDIS_WAIT_REPLICAS: Type.Integer({ default: 0, minimum: 0, maximum: 16 }),
   REPLICA_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$' })),
   STREAM_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   PUBLISH_API_KEY: Type.Optional(Type.String({ minLength: 16 })),
@@ -203,6 +204,8 @@ export type RedisSettings = (
   password: string | undefined;
   /** TLS to Redis (`rediss://`, or REDIS_TLS=true), with the CA file's path when one is given. */
   tls: { caFile: string | undefined } | undefined;
+  /** A publish is answered 2xx only once this many Redis replicas acknowledged it (group commit). */
+  waitReplicas: number;
 };
 
 export interface HostPort {
@@ -228,8 +231,9 @@ function redisSettings(parsed: Env): RedisSettings | undefined {
     throw new ConfigError('REDIS_TLS_CA_FILE is set but TLS is off: set REDIS_TLS=true (or use a rediss:// REDIS_URL)');
   }
   if (modes.length === 0) {
-    if (parsed.REDIS_TLS || authAndTls.length > 0) {
-      throw new ConfigError(`${[...(parsed.REDIS_TLS ? ['REDIS_TLS'] : []), ...authAndTls].join(', ')} set without REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES`);
+    const needRedis = [...(parsed.REDIS_TLS ? ['REDIS_TLS'] : []), ...(parsed.REDIS_WAIT_REPLICAS > 0 ? ['REDIS_WAIT_REPLICAS'] : []), ...authAndTls];
+    if (needRedis.length > 0) {
+      throw new ConfigError(`${needRedis.join(', ')} set without REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES`);
     }
     return undefined;
   }
@@ -238,6 +242,7 @@ function redisSettings(parsed: Env): RedisSettings | undefined {
     username: parsed.REDIS_USERNAME,
     password: parsed.REDIS_PASSWORD,
     tls: tlsOn ? { caFile: parsed.REDIS_TLS_CA_FILE } : undefined,
+    waitReplicas: parsed.REDIS_WAIT_REPLICAS,
   };
   if (parsed.REDIS_URL !== undefined) return { mode: 'standalone', url: parsed.REDIS_URL, ...common };
   if (parsed.REDIS_SENTINELS !== undefined) {

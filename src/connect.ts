@@ -25,7 +25,13 @@ export async function connectParts(config: Config, logger: Logger): Promise<Repl
   const history = { historyMaxLen: config.historyMaxLen, historyTtlSeconds: config.historyTtlSeconds };
   if (config.redis === undefined) return memoryParts(history);
   const connections = createRedisConnections(config.redis, config.replicaId, logger);
-  const backplane = new RedisBackplane(connections, { ...history, replicaId: config.replicaId, probeIntervalMs: config.probeIntervalMs, logger });
+  const backplane = new RedisBackplane(connections, {
+    ...history,
+    replicaId: config.replicaId,
+    probeIntervalMs: config.probeIntervalMs,
+    waitReplicas: config.redis.waitReplicas,
+    logger,
+  });
   const jobs = new RedisJobStore(connections.commands);
   logger.info({ mode: config.redis.mode }, 'connecting to Redis');
   await backplane.start();

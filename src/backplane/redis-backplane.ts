@@ -8,12 +8,15 @@ import { channelKeys, probeChannel, type ChannelName } from './redis-keys.js';
 import { buildMessage, encodeHeader, parseWireMessage } from './envelope.js';
 import type { HistoryOptions } from './memory-backplane.js';
 import type { RedisConnections } from './redis-connections.js';
+import { ReplicationWait } from './replication-wait.js';
 import { HISTORY_SCRIPT, PUBLISH_SCRIPT } from './scripts.js';
 
 export interface RedisBackplaneOptions extends HistoryOptions {
   replicaId: string;
   probeIntervalMs: number;
   logger: Logger;
+  /** A publish is answered only once this many Redis replicas hold it (0: once the master does). */
+  waitReplicas: number;
 }
 
 /** Commands the scripts add to the publisher connection (ioredis `defineCommand`). */
@@ -67,6 +70,8 @@ export class RedisBackplane implements Backplane {
     this.resolveFirstSubscribed = resolve;
   });
   private closed = false;
+  /** Set when REDIS_WAIT_REPLICAS > 0. */
+  private readonly replication: ReplicationWait | undefined;
 
   constructor(
     connections: RedisConnections,
@@ -76,6 +81,7 @@ export class RedisBackplane implements Backplane {
     this.publisher.defineCommand('sbPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
     this.publisher.defineCommand('sbHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT });
     this.subscriber = connections.subscriber;
+    this.replication = options.waitReplicas > 0 ? new ReplicationWait(this.publisher, options.waitReplicas) : undefined;
     this.probe = probeChannel(options.replicaId);
 
     this.subscriber.on('message', (channel: string, payload: string) => this.receive(channel, payload));
@@ -121,7 +127,12 @@ export class RedisBackplane implements Backplane {
         idempotent ? '1' : '0',
         request.idempotencyTtlSeconds ?? this.options.historyTtlSeconds,
       );
-      return { epoch, position, receivers: Math.max(receivers, 0), duplicate: receivers < 0 };
+      const duplicate = receivers < 0;
+      // A duplicate wrote nothing here to wait for: the first publish of its key was answered already.
+      if (this.replication !== undefined && !duplicate && !(await this.replication.acknowledged())) {
+        throw new Error(`fewer than ${this.options.waitReplicas} Redis replicas acknowledged the write in time`);
+      }
+      return { epoch, position, receivers: Math.max(receivers, 0), duplicate };
     } catch (err) {
       throw backplaneUnavailable(err);
     }

@@ -26,11 +26,12 @@ const implementations: Record<string, (t: Tap.Test) => Promise<Make>> = {
     const redis = await startRedis(t);
     return async (t, history) => {
       const replicaId = `contract-${++replicaSeq}`;
-      const connections = createRedisConnections({ mode: 'standalone', url: redis.url, username: undefined, password: undefined, tls: undefined }, replicaId, silent);
+      const connections = createRedisConnections({ mode: 'standalone', url: redis.url, username: undefined, password: undefined, tls: undefined, waitReplicas: 0 }, replicaId, silent);
       const backplane = new RedisBackplane(connections, {
         ...history,
         replicaId,
         probeIntervalMs: 500,
+        waitReplicas: 0,
         logger: silent,
       });
       t.teardown(async () => {

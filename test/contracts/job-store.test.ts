@@ -18,7 +18,7 @@ let connectionSeq = 0;
 
 /** The replica's own command connection (no offline queue, 1 s timeout), connected, closed at teardown. */
 async function commandConnection(t: Test, url: string): Promise<Redis> {
-  const { commands } = createRedisConnections({ mode: 'standalone', url, username: undefined, password: undefined, tls: undefined }, `job-store-contract-${++connectionSeq}`, silent);
+  const { commands } = createRedisConnections({ mode: 'standalone', url, username: undefined, password: undefined, tls: undefined, waitReplicas: 0 }, `job-store-contract-${++connectionSeq}`, silent);
   t.teardown(() => commands.disconnect());
   await commands.connect();
   return commands;

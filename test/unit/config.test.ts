@@ -46,6 +46,7 @@ t.test('Redis: exactly one of three modes, with shared auth and TLS; a bad combi
     username: 'sb',
     password: 'pw',
     tls: { caFile: '/etc/ca.pem' },
+    waitReplicas: 0,
   });
   for (const [env, message, why] of [
     [{ REDIS_URL: 'redis://a:1', REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm' }, /exactly one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES \(got REDIS_URL and REDIS_SENTINELS\)/, 'two modes'],
@@ -53,6 +54,7 @@ t.test('Redis: exactly one of three modes, with shared auth and TLS; a bad combi
     [{ REDIS_URL: 'redis://a:1', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINEL_NAME is set without REDIS_SENTINELS/, 'a name without sentinels'],
     [{ REDIS_URL: 'redis://a:1', REDIS_SENTINEL_PASSWORD: 'x' }, /REDIS_SENTINEL_PASSWORD is set without REDIS_SENTINELS/, 'a sentinel password without sentinels'],
     [{ REDIS_URL: 'redis://a:1', REDIS_TLS_CA_FILE: '/ca' }, /REDIS_TLS_CA_FILE is set but TLS is off/, 'a CA file with TLS off'],
+    [{ REDIS_WAIT_REPLICAS: '1' }, /REDIS_WAIT_REPLICAS set without/, 'durability without Redis'],
     [{ REDIS_PASSWORD: 'pw' }, /REDIS_PASSWORD set without REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES/, 'auth without Redis'],
     [{ REDIS_SENTINELS: 'no-port', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINELS/, 'an address without a port'],
     [{ REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm', STREAM_TOKEN_SECRET: undefined }, /STREAM_TOKEN_SECRET is required when Redis is configured/, 'secrets are required behind Sentinel too'],
