@@ -35,29 +35,27 @@ export async function connectParts(config: Config, logger: Logger): Promise<Repl
   const jobs = new RedisJobStore(connections.commands);
   logger.info({ mode: config.redis.mode }, 'connecting to Redis');
   await backplane.start();
-  return {
-    backplane,
-    jobs,
-    async close() {
-      jobs.close();
-      await backplane.close();
-      await Promise.allSettled([connections.commands.quit(), connections.subscriber.quit()]);
-      connections.commands.disconnect();
-      connections.subscriber.disconnect();
-    },
-  };
+  return withClose(backplane, jobs, async () => {
+    await Promise.allSettled([connections.commands.quit(), connections.subscriber.quit()]);
+    connections.commands.disconnect();
+    connections.subscriber.disconnect();
+  });
 }
 
 /** The in-process pair: one replica, nothing outside it. */
 export function memoryParts(history: { historyMaxLen: number; historyTtlSeconds: number }): ReplicaParts {
-  const backplane = new MemoryBackplane(history);
-  const jobs = new MemoryJobStore();
+  return withClose(new MemoryBackplane(history), new MemoryJobStore(), async () => {});
+}
+
+/** The parts, closed in order: the job store, the backplane, then what they were built on. */
+function withClose(backplane: Backplane, jobs: JobStore, closeUnderlying: () => Promise<void>): ReplicaParts {
   return {
     backplane,
     jobs,
     async close() {
       jobs.close();
       await backplane.close();
+      await closeUnderlying();
     },
   };
 }

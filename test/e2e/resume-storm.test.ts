@@ -3,7 +3,6 @@
 // never read. Replay is paged under a byte budget and paced by the client, so the replicas' memory
 // stays bounded, Redis is never held by one huge read, publishes for other users through the third
 // replica keep their latency, and every replica stays ready. The streams that never read are cut.
-import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
 import { percentile, PUBLISH_API_KEY, startFleet } from '../helpers/fleet.js';
@@ -11,6 +10,7 @@ import { getJson, postJson } from '../helpers/http.js';
 import type { Replica } from '../helpers/replica.js';
 import { openSse } from '../helpers/sse-client.js';
 import { withTimeout } from '../helpers/wait-for.js';
+import { rssMb } from '../helpers/rss.js';
 
 const HISTORY_EVENTS = 1000;
 const EVENT_BYTES = 60 * 1024;
@@ -24,12 +24,6 @@ const DRAIN_TIMEOUT_MS = 4000;
 const TOPIC = 'storm';
 /** The default MAX_CONCURRENT_RESUMES_PER_USER. */
 const RESUMES_PER_USER = 4;
-
-function rssMb(pid: number): number {
-  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (match === null) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(match[1]) / 1024;
-}
 
 /** Opens a stream on a raw socket, reads the response head, then never reads again. */
 function openStalled(replica: Replica, path: string): Promise<{ status: number; socket: Socket }> {

@@ -1,11 +1,11 @@
 // A client that stops reading must not cost the replica unbounded memory or slow anyone else
 // down: past STREAM_MAX_BUFFERED_BYTES of queued output it is cut, and it resumes from history
 // when it comes back.
-import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { percentile, startFleet, waitOpen } from '../helpers/fleet.js';
 import type { SseConnection } from '../helpers/sse-client.js';
 import { withTimeout } from '../helpers/wait-for.js';
+import { rssMb } from '../helpers/rss.js';
 
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 /** ~32 KB per event: loopback TCP absorbs a few MB before the server's own buffer grows. */
@@ -15,12 +15,6 @@ const MAX_FLOOD_EVENTS = 600;
 /** Published to the slow user after the cut: they must come back through history too. */
 const AFTER_CUT = 10;
 const RSS_GROWTH_LIMIT_MB = 150;
-
-function rssKb(pid: number): number {
-  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (match === null) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(match[1]);
-}
 
 const seqOf = (e: { data: string }): number => JSON.parse(e.data).seq as number;
 
@@ -39,11 +33,11 @@ t.test('a client that stops reading is cut past the bound, others keep sub-secon
   slow.pauseReading();
 
   // RSS sampled while the flood runs (a sampler, not a wait).
-  const rssBaselineKb = rssKb(replica.pid);
-  let rssPeakKb = rssBaselineKb;
+  const rssBaselineMb = rssMb(replica.pid);
+  let rssPeakMb = rssBaselineMb;
   const sampler = setInterval(() => {
     try {
-      rssPeakKb = Math.max(rssPeakKb, rssKb(replica.pid));
+      rssPeakMb = Math.max(rssPeakMb, rssMb(replica.pid));
     } catch {
       // The process is gone; the assertions below will say so.
     }
@@ -98,7 +92,7 @@ t.test('a client that stops reading is cut past the bound, others keep sub-secon
   const [publishedAtCut] = await Promise.all([flood, probe]);
   const cutEntry = await cutLogged;
   clearInterval(sampler);
-  rssPeakKb = Math.max(rssPeakKb, rssKb(replica.pid));
+  rssPeakMb = Math.max(rssPeakMb, rssMb(replica.pid));
 
   t.ok(cut, `the replica cut the slow stream (reason slow_client) after ${publishedAtCut} flood events (~${((publishedAtCut * PAD.length) / 1e6).toFixed(1)} MB)`);
   t.equal(cutEntry.reason, 'slow_client');
@@ -119,9 +113,9 @@ t.test('a client that stops reading is cut past the bound, others keep sub-secon
   t.notOk(normal.isEnded(), 'the normal stream is still open');
 
   // Memory stays bounded.
-  const growthMb = (rssPeakKb - rssBaselineKb) / 1024;
+  const growthMb = rssPeakMb - rssBaselineMb;
   t.ok(growthMb < RSS_GROWTH_LIMIT_MB, `replica RSS growth ${growthMb.toFixed(1)} MB < ${RSS_GROWTH_LIMIT_MB} MB`);
-  t.comment(`replica RSS: baseline ${(rssBaselineKb / 1024).toFixed(1)} MB, peak ${(rssPeakKb / 1024).toFixed(1)} MB, growth ${growthMb.toFixed(1)} MB`);
+  t.comment(`replica RSS: baseline ${rssBaselineMb.toFixed(1)} MB, peak ${rssPeakMb.toFixed(1)} MB, growth ${growthMb.toFixed(1)} MB`);
 
   // The slow client reads again: it gets what the kernel buffered, then the connection ends.
   slow.resumeReading();

@@ -4,13 +4,13 @@
 // and the replica's RSS stays within a bound however many waves come. Senders WITH the key that
 // stall are cut by REQUEST_TIMEOUT_MS (408). A stream opened before all of this outlives them all
 // and still delivers.
-import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { PUBLISH_API_KEY, startFleet, waitOpen } from '../helpers/fleet.js';
 import { postJson } from '../helpers/http.js';
 import type { Replica } from '../helpers/replica.js';
 import { waitFor, withTimeout } from '../helpers/wait-for.js';
+import { rssMb } from '../helpers/rss.js';
 
 const REQUEST_TIMEOUT_MS = 2000;
 /** Node checks request deadlines on an interval (the replica uses at most 1 s). */
@@ -29,12 +29,6 @@ const WAVES = 3;
  * three). Bodies held until their senders give up would be ~57 MB per wave, kept.
  */
 const RSS_GROWTH_LIMIT_MB = 80;
-
-function rssMb(pid: number): number {
-  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (match === null) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(match[1]) / 1024;
-}
 
 interface StalledSender {
   /** When the partial body was handed to the kernel. */
