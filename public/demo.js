@@ -277,10 +277,11 @@ $('controls').addEventListener('submit', (event) => {
 $('disconnect').addEventListener('click', closeStream);
 $('start-job').addEventListener('click', () => void startJob());
 
-// Without DEMO_MODE=true the helper endpoints do not exist: say so instead of failing on click.
+// Replicas serve this page only with DEMO_MODE=true, but one behind the same balancer may run
+// without it, and then lacks the helper endpoints: say so instead of failing on click.
 call('GET', '/demo/streams/probe').then(({ status }) => {
   if (status === 404) {
-    notice('Demo mode is off on this replica (DEMO_MODE=true turns it on): it does not hand out tokens without a key. Run `npm run demo` or `docker compose up` to try the demo.');
+    notice('Demo mode is off on a replica behind this balancer (DEMO_MODE=true turns it on): it does not hand out tokens without a key. Run `npm run demo` or `docker compose up` to try the demo.');
     $('connect').disabled = true;
   }
 });

@@ -72,6 +72,10 @@ const EnvSchema = Type.Object({
   DEMO_MODE: Type.Boolean({ default: false }),
 });
 
+/** The variables and defaults the schema knows: test/docs/configuration.test.ts holds docs/configuration.md to them. */
+export const ENV_VARIABLES: readonly string[] = Object.keys(EnvSchema.properties);
+export { EnvSchema };
+
 type Env = Static<typeof EnvSchema>;
 
 /** Fastify's `trustProxy`: a flag, or proxy addresses / CIDR ranges / proxy-addr range names. */

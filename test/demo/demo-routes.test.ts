@@ -1,18 +1,42 @@
-// The demo page is served always; its helper endpoints exist only with DEMO_MODE=true, because
-// each gives away what production must not (a token without a key, where a user's streams are).
+// The demo page is served only with DEMO_MODE=true; without it `/` is a small status page. The
+// page's helper endpoints exist only in demo mode too, because each gives away what production
+// must not (a token without a key, where a user's streams are).
 import t from 'tap';
 import { StreamTokens } from '../../src/auth/stream-tokens.js';
 import { inProcessApp } from '../helpers/in-process-app.js';
 
 const replica = (t: Parameters<typeof inProcessApp>[0], env: Record<string, string>) => inProcessApp(t, { REPLICA_ID: 'demo-test', ...env });
 
-t.test('the page and its files are served with demo mode off, behind a strict CSP', async (t) => {
-  const { app: off } = await replica(t, {});
+t.test('with demo mode on, the page and its files are served behind a strict CSP', async (t) => {
+  const { app: on } = await replica(t, { DEMO_MODE: 'true' });
   for (const [url, type] of [['/', /^text\/html/], ['/demo.js', /^text\/javascript/], ['/demo.css', /^text\/css/]] as const) {
-    const response = await off.inject({ method: 'GET', url });
+    const response = await on.inject({ method: 'GET', url });
     t.equal(response.statusCode, 200, `GET ${url}`);
     t.match(response.headers['content-type'], type, `${url} content type`);
     t.match(response.headers['content-security-policy'], /default-src 'none'; script-src 'self'/, `${url} CSP`);
+  }
+  const page = (await on.inject({ method: 'GET', url: '/' })).body;
+  t.match(page, /<title>Switchboard demo<\/title>/, 'the demo page');
+  t.match(page, /same origin[^<]*<code>CORS_ORIGINS<\/code>/, 'its banner says a page must be on the API\'s origin unless CORS_ORIGINS lists it');
+});
+
+t.test('with demo mode off, / is a status page and the demo\'s files are absent', async (t) => {
+  const { app: off } = await replica(t, {});
+  const response = await off.inject({ method: 'GET', url: '/' });
+  t.equal(response.statusCode, 200, 'GET /');
+  t.match(response.headers['content-type'], /^text\/html/, 'HTML');
+  t.match(response.headers['content-security-policy'], /default-src 'none'/, 'behind the same CSP');
+  t.match(response.body, /<title>Switchboard<\/title>/, 'named');
+  t.match(response.body, /This replica is running/, 'says the replica runs');
+  t.notMatch(response.body, /demo\.js|<script/, 'loads no demo script');
+  const links = [...response.body.matchAll(/href="([^"]+)"/g)].map((match) => match[1] as string);
+  t.same(links, ['/openapi.yaml', '/healthz', '/readyz'], 'links to the API description and the health checks');
+  for (const link of links) t.equal((await off.inject({ method: 'GET', url: link })).statusCode, 200, `${link} answers 200`);
+
+  for (const url of ['/demo.js', '/demo.css']) {
+    const absent = await off.inject({ method: 'GET', url });
+    t.equal(absent.statusCode, 404, `GET ${url}: 404`);
+    t.equal(absent.json().code, 'not_found', `${url}: problem+json not_found`);
   }
 });
 
