@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ERRORS, SwitchboardError, type ErrorCode } from './errors.js';
 
-/** The `type` of every problem: a stable URI per code (listed in README and openapi.yaml). */
+/** The `type` of every problem: a stable URI per code (listed in openapi.yaml's Problem schema). */
 const TYPE_BASE = 'urn:switchboard:problem:';
 
 /** Fastify's own errors that a client can cause, mapped onto the registry. */

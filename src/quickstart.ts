@@ -26,8 +26,9 @@ export function printQuickstart({ config, generated }: LoadedConfig, port: numbe
     TOKEN=$(curl -s -X POST ${base}/v1/tokens -H "authorization: Bearer ${keyInExample}" \\
       -H 'content-type: application/json' -d '{"userId":"alice"}' | sed -E 's/.*"token":"([^"]+)".*/\\1/')
 
-    # 2. in a browser console (or: curl -N "${base}/stream/alice?token=$TOKEN")
-    const es = new EventSource('${base}/stream/alice?token=' + TOKEN);
+    # 2. in a browser console on ${base} (it asks for the token step 1 printed with: echo $TOKEN),
+    #    or in this shell: curl -N "${base}/stream/alice?token=$TOKEN"
+    const es = new EventSource('${base}/stream/alice?token=' + encodeURIComponent(prompt('token from step 1')));
     es.addEventListener('message', (e) => console.log(e.lastEventId, JSON.parse(e.data)));
 
     # 3. publish to alice

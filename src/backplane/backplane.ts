@@ -4,7 +4,7 @@ import type { ChannelName } from './redis-keys.js';
 /**
  * The seam between a replica and whatever carries events between replicas. Two implementations:
  * `MemoryBackplane` (one process, the default without Redis) and `RedisBackplane` (Redis pub/sub
- * for the fast path, Redis Streams for history). Both pass `test/contracts/backplane.ts`.
+ * for the fast path, Redis Streams for history). Both pass `test/contracts/backplane.test.ts`.
  *
  * Publishing appends to the channel's history and publishes in one atomic step, so "accepted"
  * always means "stored and published".

@@ -54,7 +54,7 @@ t.test('a job\'s callbackSecret signs its callbacks, and no other job\'s', async
   t.match(alice.callbackSecret, /^whsec_[A-Za-z0-9+/]{43}=$/, 'a Standard Webhooks secret (32 bytes)');
   t.not(alice.callbackSecret, carol.callbackSecret, 'each job has its own secret');
   t.not(alice.callbackSecret, `whsec_${MASTER}`, 'not the master secret');
-  t.equal(alice.callbackSecret, derive(MASTER, alice.correlationId), 'HMAC-SHA256(master, "switchboard-callback:" + correlationId), as the README says');
+  t.equal(alice.callbackSecret, derive(MASTER, alice.correlationId), 'HMAC-SHA256(master, "switchboard-callback:" + correlationId), as the README\'s Security section says');
 
   const body = JSON.stringify({ status: 'done', rows: 1 });
   const headers = signed(alice.callbackSecret, 'msg_alice_1', body);
