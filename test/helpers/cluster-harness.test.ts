@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { startRedisCluster, slotOf, type RedisCluster } from './redis-cluster.js'
 import { isPush, openRespConnection, redisCommand, redisPipeline } from './redis-server.js'
+import { startRedisSentinel } from './redis-sentinel.js'
+import { waitFor } from './wait-for.js'
 
 /** Pids of processes whose command line mentions `text` (Linux /proc). */
 async function processesMentioning(text: string): Promise<number[]> {
@@ -163,4 +165,58 @@ t.test('redis cluster helper', async (t) => {
   t.notOk(existsSync(dir), 'temp dir removed')
   t.same(await processesMentioning(dir), [], 'no process mentions the temp dir')
   t.same(pids.filter(pidAlive), [], 'every node process is gone')
+})
+
+t.test('redis cluster helper with a password', async (t) => {
+  const cluster = await startRedisCluster(t, { masters: 3, replicasPerMaster: 0, password: 'cluster-pw' })
+  const [a, b] = await cluster.masters()
+  await t.rejects(redisCommand(a!.port, ['PING']), /NOAUTH/, 'nodes require the password')
+  const key = 'sb:{pw}:k'
+  t.equal(await cluster.call(key, 'SET', key, 'v'), 'OK', 'call authenticates')
+  const slot = slotOf(key)
+  const to = (await cluster.masterOfSlot(slot)) === a ? b! : a!
+  t.equal((await cluster.migrateSlot(slot, to)).keys, 1, 'MIGRATE authenticates to the target')
+  t.equal(await to.command('GET', key), 'v')
+})
+
+t.test('redis sentinel helper', async (t) => {
+  let dir = ''
+  let pids: number[] = []
+  await t.test('master + replica + 3 sentinels, with passwords', async (t) => {
+    const upStarted = Date.now()
+    const set = await startRedisSentinel(t, { password: 'data-pw', sentinelPassword: 'sentinel-pw' })
+    t.comment(`sentinel set up (settled, sentinels know each other): ${Date.now() - upStarted} ms`)
+    dir = set.dir
+    pids = [...set.nodes, ...set.sentinelNodes].map((n) => n.pid as number)
+
+    t.equal(set.name, 'switchboard')
+    t.same(set.sentinels, set.sentinelNodes.map((s) => `127.0.0.1:${s.port}`))
+    t.equal(set.sentinels.length, 3)
+    const [first, second] = set.nodes
+    t.equal(await set.master(), first, 'the sentinels name the first data node')
+    await t.rejects(redisCommand(first!.port, ['PING']), /NOAUTH/, 'data nodes require the password')
+    await t.rejects(redisCommand(set.sentinelNodes[0]!.port, ['PING']), /NOAUTH/, 'sentinels require theirs')
+    t.equal(await first!.command('SET', 'k', 'v'), 'OK', 'the handles authenticate')
+    await waitFor(async () => (await second!.command('GET', 'k')) === 'v', { label: 'replicated write' })
+
+    const killed = await set.killMaster()
+    t.equal(killed, first)
+    const res = await set.waitForFailover()
+    t.comment(`sentinel failover after kill -9 (down-after 2000 ms): ${res.ms} ms`)
+    t.equal(res.master, second, 'the replica was promoted')
+    for (const s of set.sentinelNodes) {
+      t.same(await s.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', set.name), ['127.0.0.1', String(second!.port)], `sentinel ${s.port} names it`)
+    }
+    t.equal(await second!.command('SET', 'k2', 'v2'), 'OK', 'it takes writes')
+    t.equal(await second!.command('GET', 'k'), 'v', 'with the data written before the kill')
+
+    const restarted = Date.now()
+    await set.restartAsReplica(first!)
+    t.comment(`killed master restarted as a replica, settled: ${Date.now() - restarted} ms`)
+    t.equal(await set.master(), second)
+    t.equal(await first!.command('GET', 'k2'), 'v2', 'it replicates the new master')
+  })
+  t.notOk(existsSync(dir), 'temp dir removed')
+  t.same(await processesMentioning(dir), [], 'no process mentions the temp dir')
+  t.same(pids.filter(pidAlive), [], 'every process is gone')
 })
