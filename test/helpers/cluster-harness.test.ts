@@ -6,7 +6,7 @@ import t from 'tap'
 import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { startRedisCluster, slotOf, type RedisCluster } from './redis-cluster.js'
-import { isPush, openRespConnection, redisCommand, redisPipeline } from './redis-server.js'
+import { isPush, openRespConnection, redisCommand, redisPipeline, startRedis } from './redis-server.js'
 import { startRedisSentinel } from './redis-sentinel.js'
 import { waitFor } from './wait-for.js'
 
@@ -167,10 +167,25 @@ t.test('redis cluster helper', async (t) => {
   t.same(pids.filter(pidAlive), [], 'every node process is gone')
 })
 
+t.test('openRespConnection: replies in order, next() matches each once, a close rejects waiters', async (t) => {
+  const redis = await startRedis(t)
+  const conn = await openRespConnection(t, redis.port)
+  conn.send('SUBSCRIBE', 'a')
+  conn.send('SUBSCRIBE', 'b')
+  t.same(await conn.next((v) => isPush(v, 'subscribe'), 2000, 'first'), ['subscribe', 'a', 1])
+  t.same(await conn.next((v) => isPush(v, 'subscribe'), 2000, 'second'), ['subscribe', 'b', 2])
+  const waiting = conn.next((v) => isPush(v, 'message'), 2000, 'a message that never comes')
+  await redis.kill()
+  await t.rejects(waiting, /a message that never comes: connection to port \d+ closed first/)
+  t.ok(conn.closed)
+})
+
 t.test('redis cluster helper with a password', async (t) => {
   const cluster = await startRedisCluster(t, { masters: 3, replicasPerMaster: 0, password: 'cluster-pw' })
   const [a, b] = await cluster.masters()
   await t.rejects(redisCommand(a!.port, ['PING']), /NOAUTH/, 'nodes require the password')
+  await t.rejects(redisCommand(a!.port, ['PING'], { password: 'wrong' }), { name: 'RedisReplyError', message: /WRONGPASS/ })
+  await t.rejects(openRespConnection(t, a!.port, { password: 'wrong' }), /WRONGPASS/)
   const key = 'sb:{pw}:k'
   t.equal(await cluster.call(key, 'SET', key, 'v'), 'OK', 'call authenticates')
   const slot = slotOf(key)

@@ -195,6 +195,7 @@ export interface RedisCluster {
    * Moves `slot` and its keys to `to` (a live master): SETSLOT IMPORTING /
    * MIGRATING, MIGRATE in batches, SETSLOT NODE on every live master; resolves
    * once every live node says `to` serves it and the cluster has settled.
+   * Keys travel as UTF-8 strings (binary key names are not supported).
    */
   migrateSlot(slot: number, to: ClusterNode, opts?: { batchSize?: number } & WaitOptions): Promise<{ keys: number; ms: number }>
   /**

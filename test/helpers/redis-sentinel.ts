@@ -96,7 +96,7 @@ class RedisSentinelSetImpl implements RedisSentinelSet {
     return this.sentinelNodes.map((s) => `127.0.0.1:${s.port}`)
   }
 
-  /** The data node at `addr` (`host:port` as a sentinel reports it). */
+  /** The data node listening on `port` (as a sentinel reports it). */
   private nodeAt(port: number): RedisServer {
     const n = this.nodes.find((x) => x.port === port)
     if (!n) throw new Error(`the sentinels name 127.0.0.1:${port}, which is not one of this set's data nodes`)

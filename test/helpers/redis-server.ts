@@ -266,9 +266,14 @@ class RespConnectionImpl implements RespConnection {
     socket.on('data', (chunk: Buffer) => {
       this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk
       let pos = 0
-      for (let r = parseReply(this.buf, pos); r; r = parseReply(this.buf, pos)) {
-        this.received.push(r.value)
-        pos = r.pos
+      try {
+        for (let r = parseReply(this.buf, pos); r; r = parseReply(this.buf, pos)) {
+          this.received.push(r.value)
+          pos = r.pos
+        }
+      } catch {
+        // Not RESP2: nothing after this point can be trusted; 'close' tells the waiters.
+        socket.destroy()
       }
       this.buf = this.buf.subarray(pos)
       this.notify()
