@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './free-port.js'
@@ -30,6 +30,13 @@ export interface StartRedisOptions {
   extraArgs?: string[]
   /** Bound on waiting for the server to answer PING (default 5000 ms). */
   startTimeoutMs?: number
+  /** `--requirepass`; the handle's commands then authenticate with it. */
+  password?: string
+  /**
+   * A config file, passed as redis-server's first argument (the options above
+   * still apply after it). Sentinel needs one: `extraArgs: ['--sentinel']`.
+   */
+  configFile?: string
 }
 
 /** A RESP2 reply. Error replies nested in arrays (e.g. EXEC) appear as RedisReplyError values. */
@@ -47,6 +54,8 @@ export interface RedisServer {
   readonly host: '127.0.0.1'
   readonly dir: string
   readonly persistence: Persistence
+  /** The `--requirepass` password, if any (command()/cli() use it). */
+  readonly password: string | undefined
   /** Pid of the current process (undefined before the first start). */
   readonly pid: number | undefined
   /** True from a successful start until the process exits (also while paused). */
@@ -141,6 +150,8 @@ export interface RedisCommandOptions {
   host?: string
   /** Default 2000 ms. A paused server makes commands time out. */
   timeoutMs?: number
+  /** Sent as `AUTH password` ahead of the command(s), on the same connection. */
+  password?: string
 }
 
 /**
@@ -148,46 +159,211 @@ export interface RedisCommandOptions {
  * with the reply. Rejects with the socket error (e.g. code ECONNREFUSED), with
  * RedisReplyError for an error reply, or on timeout.
  */
-export function redisCommand(
+export async function redisCommand(
   port: number,
   args: (string | number | Buffer)[],
   opts: RedisCommandOptions = {},
 ): Promise<RespValue> {
+  const [reply] = await redisPipeline(port, [args], opts)
+  if (reply instanceof RedisReplyError) throw reply
+  return reply as RespValue
+}
+
+/**
+ * Sends several commands, pipelined, over one fresh TCP connection (e.g.
+ * ASKING + the command it applies to) and resolves with one reply per command;
+ * an error reply is a RedisReplyError VALUE in the array. Rejects on socket
+ * errors, on timeout, and with RedisReplyError if `opts.password` is refused.
+ */
+export function redisPipeline(
+  port: number,
+  commands: (string | number | Buffer)[][],
+  opts: RedisCommandOptions = {},
+): Promise<RespValue[]> {
   const host = opts.host ?? '127.0.0.1'
   const timeoutMs = opts.timeoutMs ?? 2000
-  const name = args.slice(0, 2).map(String).join(' ')
-  return new Promise<RespValue>((resolve, reject) => {
+  const name = commands.length === 1 ? (commands[0] ?? []).slice(0, 2).map(String).join(' ') : commands.map((c) => String(c[0])).join(', ')
+  const sent = opts.password === undefined ? commands : [['AUTH', opts.password], ...commands]
+  return new Promise<RespValue[]>((resolve, reject) => {
     let settled = false
     let buf: Buffer = Buffer.alloc(0)
+    let pos = 0
+    const replies: RespValue[] = []
     const socket = connect({ port, host })
-    const finish = (err: Error | undefined, value?: RespValue): void => {
+    const finish = (err: Error | undefined): void => {
       if (settled) return
       settled = true
       clearTimeout(timer)
       socket.destroy()
       if (err) reject(err)
-      else resolve(value as RespValue)
+      else resolve(opts.password === undefined ? replies : replies.slice(1))
     }
     const timer = setTimeout(() => {
       finish(new Error(`redis command '${name}' on ${host}:${port} timed out after ${timeoutMs} ms`))
     }, timeoutMs)
-    socket.on('connect', () => socket.write(encodeCommand(args)))
+    socket.on('connect', () => socket.write(Buffer.concat(sent.map(encodeCommand))))
     socket.on('data', (chunk: Buffer) => {
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk
-      let r: Parsed
       try {
-        r = parseReply(buf, 0)
+        for (let r = parseReply(buf, pos); r; r = parseReply(buf, pos)) {
+          pos = r.pos
+          if (opts.password !== undefined && replies.length === 0 && r.value instanceof RedisReplyError) {
+            finish(r.value)
+            return
+          }
+          replies.push(r.value)
+          if (replies.length === sent.length) {
+            finish(undefined)
+            return
+          }
+        }
       } catch (e) {
         finish(e as Error)
-        return
       }
-      if (!r) return
-      if (r.value instanceof RedisReplyError) finish(r.value)
-      else finish(undefined, r.value)
     })
     socket.on('error', (e) => finish(e))
     socket.on('close', () => finish(new Error(`redis connection to ${host}:${port} closed before a reply to '${name}'`)))
   })
+}
+
+/**
+ * A long-lived RESP connection that records everything the server sends, for
+ * subscribers (SUBSCRIBE, SSUBSCRIBE): pushes such as `smessage` or an
+ * unsolicited `sunsubscribe` land in `received` in arrival order.
+ */
+export interface RespConnection {
+  readonly port: number
+  /** Every reply and push received so far, in order. */
+  readonly received: readonly RespValue[]
+  /** True once the server or close() ended the connection. */
+  readonly closed: boolean
+  send(...args: (string | number | Buffer)[]): void
+  /**
+   * Resolves with the first value in `received` that matches `pred` and comes
+   * after the one the previous next() matched (so a reply is matched once).
+   * Rejects after `timeoutMs`, or when the connection closes first.
+   */
+  next(pred: (value: RespValue) => boolean, timeoutMs: number, label: string): Promise<RespValue>
+  close(): void
+}
+
+/** True when `v` is an array reply or push whose first element is `kind` (e.g. 'smessage'). */
+export function isPush(v: RespValue, kind: string): v is RespValue[] {
+  return Array.isArray(v) && typeof v[0] === 'string' && v[0].toLowerCase() === kind.toLowerCase()
+}
+
+class RespConnectionImpl implements RespConnection {
+  readonly received: RespValue[] = []
+  private buf: Buffer = Buffer.alloc(0)
+  private cursor = 0
+  private _closed = false
+  private readonly changed = new Set<() => void>()
+
+  constructor(
+    readonly port: number,
+    private readonly socket: Socket,
+  ) {
+    socket.on('data', (chunk: Buffer) => {
+      this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk
+      let pos = 0
+      try {
+        for (let r = parseReply(this.buf, pos); r; r = parseReply(this.buf, pos)) {
+          this.received.push(r.value)
+          pos = r.pos
+        }
+      } catch {
+        // Not RESP2: nothing after this point can be trusted; 'close' tells the waiters.
+        socket.destroy()
+      }
+      this.buf = this.buf.subarray(pos)
+      this.notify()
+    })
+    socket.on('error', () => {})
+    socket.on('close', () => {
+      this._closed = true
+      this.notify()
+    })
+  }
+
+  get closed(): boolean {
+    return this._closed
+  }
+
+  private notify(): void {
+    for (const fn of [...this.changed]) fn()
+  }
+
+  send(...args: (string | number | Buffer)[]): void {
+    this.socket.write(encodeCommand(args))
+  }
+
+  next(pred: (value: RespValue) => boolean, timeoutMs: number, label: string): Promise<RespValue> {
+    return new Promise<RespValue>((resolve, reject) => {
+      const check = (): void => {
+        for (let i = this.cursor; i < this.received.length; i++) {
+          const v = this.received[i] as RespValue
+          if (pred(v)) {
+            this.cursor = i + 1
+            done()
+            resolve(v)
+            return
+          }
+        }
+        if (this._closed) {
+          done()
+          reject(new Error(`${label}: connection to port ${this.port} closed first (received: ${JSON.stringify(this.received.slice(this.cursor)).slice(0, 500)})`))
+        }
+      }
+      const timer = setTimeout(() => {
+        done()
+        reject(new Error(`${label} timed out after ${timeoutMs} ms (received: ${JSON.stringify(this.received.slice(this.cursor)).slice(0, 500)})`))
+      }, timeoutMs)
+      const done = (): void => {
+        clearTimeout(timer)
+        this.changed.delete(check)
+      }
+      this.changed.add(check)
+      check()
+    })
+  }
+
+  close(): void {
+    this.socket.destroy()
+  }
+}
+
+/**
+ * Opens a RespConnection to redis on 127.0.0.1:`port` (AUTH first when
+ * `opts.password` is given). With `t`, teardown closes it.
+ */
+export async function openRespConnection(
+  t: TeardownHost | undefined,
+  port: number,
+  opts: { password?: string; timeoutMs?: number } = {},
+): Promise<RespConnection> {
+  const timeoutMs = opts.timeoutMs ?? 2000
+  const socket = connect({ port, host: '127.0.0.1' })
+  const conn = new RespConnectionImpl(port, socket)
+  t?.teardown(() => conn.close())
+  try {
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        socket.once('connect', () => resolve())
+        socket.once('error', reject)
+      }),
+      timeoutMs,
+      `connecting to redis on port ${port}`,
+    )
+    if (opts.password !== undefined) {
+      conn.send('AUTH', opts.password)
+      const reply = await conn.next(() => true, timeoutMs, 'AUTH')
+      if (reply instanceof RedisReplyError) throw reply
+    }
+  } catch (err) {
+    conn.close()
+    throw err
+  }
+  return conn
 }
 
 function flatten(v: RespValue): string[] {
@@ -257,6 +433,8 @@ class RedisServerImpl implements RedisServer {
     readonly persistence: Persistence,
     private readonly extraArgs: string[],
     private readonly startTimeoutMs: number,
+    readonly password: string | undefined = undefined,
+    private readonly configFile: string | undefined = undefined,
   ) {}
 
   get url(): string {
@@ -288,7 +466,8 @@ class RedisServerImpl implements RedisServer {
       '--loglevel', 'warning',
     ]
     if (this.persistence === 'aof') a.push('--appendfsync', 'always')
-    return [...a, ...this.extraArgs]
+    if (this.password !== undefined) a.push('--requirepass', this.password)
+    return [...(this.configFile === undefined ? [] : [this.configFile]), ...a, ...this.extraArgs]
   }
 
   /** Spawns redis-server on this.port and waits for PONG. Throws (with output) on failure. */
@@ -340,9 +519,10 @@ class RedisServerImpl implements RedisServer {
         async () => {
           if (hasExited) return 'exited'
           try {
-            if ((await redisCommand(this.port, ['PING'], { timeoutMs: 500 })) !== 'PONG') return false
+            const opts = { timeoutMs: 500, password: this.password }
+            if ((await redisCommand(this.port, ['PING'], opts)) !== 'PONG') return false
             // Make sure the answer came from OUR process, not another server on this port.
-            const info = await redisCommand(this.port, ['INFO', 'server'], { timeoutMs: 500 })
+            const info = await redisCommand(this.port, ['INFO', 'server'], opts)
             const m = /process_id:(\d+)/.exec(typeof info === 'string' ? info : '')
             if (m && Number(m[1]) !== child.pid) {
               throw new Error(`port ${this.port} is answered by another redis-server (pid ${m[1]})`)
@@ -437,7 +617,7 @@ class RedisServerImpl implements RedisServer {
   }
 
   command(...args: (string | number | Buffer)[]): Promise<RespValue> {
-    return redisCommand(this.port, args)
+    return redisCommand(this.port, args, { password: this.password })
   }
 
   async cli(...args: (string | number)[]): Promise<string> {
@@ -474,6 +654,8 @@ export async function startRedis(t?: TeardownHost, opts: StartRedisOptions = {})
     persistence,
     opts.extraArgs ?? [],
     opts.startTimeoutMs ?? 5000,
+    opts.password,
+    opts.configFile,
   )
   const cleanup = async (): Promise<void> => {
     await server.kill('SIGKILL')
