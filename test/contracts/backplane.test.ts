@@ -8,13 +8,16 @@ import { MemoryBackplane, type HistoryOptions } from '../../src/backplane/memory
 import { RedisBackplane } from '../../src/backplane/redis-backplane.js';
 import { createRedisConnections } from '../../src/backplane/redis-connections.js';
 import { parsePosition, comparePositions, ZERO_POSITION } from '../../src/history/cursor.js';
+import type { RedisSettings } from '../../src/config.js';
 import { startRedis } from '../helpers/redis-server.js';
+import { sentinelSettings, startRedisSentinel } from '../helpers/redis-sentinel.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 type Make = (t: Tap.Test, history: HistoryOptions) => Promise<Backplane>;
 
 const silent = pino({ level: 'silent' });
 let replicaSeq = 0;
+const NO_AUTH = { username: undefined, password: undefined, tls: undefined, waitReplicas: 0 };
 
 const implementations: Record<string, (t: Tap.Test) => Promise<Make>> = {
   memory: async () => async (t, history) => {
@@ -24,26 +27,34 @@ const implementations: Record<string, (t: Tap.Test) => Promise<Make>> = {
   },
   redis: async (t) => {
     const redis = await startRedis(t);
-    return async (t, history) => {
-      const replicaId = `contract-${++replicaSeq}`;
-      const connections = createRedisConnections({ mode: 'standalone', url: redis.url, username: undefined, password: undefined, tls: undefined, waitReplicas: 0 }, replicaId, silent);
-      const backplane = new RedisBackplane(connections, {
-        ...history,
-        replicaId,
-        probeIntervalMs: 500,
-        waitReplicas: 0,
-        logger: silent,
-      });
-      t.teardown(async () => {
-        await backplane.close();
-        connections.commands.disconnect();
-        connections.subscriber.disconnect();
-      });
-      await backplane.start();
-      return backplane;
-    };
+    return redisBackplanes({ mode: 'standalone', url: redis.url, ...NO_AUTH });
+  },
+  sentinel: async (t) => {
+    return redisBackplanes(sentinelSettings(await startRedisSentinel(t)));
   },
 };
+
+/** Backplanes on Redis reached through `settings`, each with connections of its own, closed at teardown. */
+function redisBackplanes(settings: RedisSettings): Make {
+  return async (t, history) => {
+    const replicaId = `contract-${++replicaSeq}`;
+    const connections = createRedisConnections(settings, replicaId, silent);
+    const backplane = new RedisBackplane(connections, {
+      ...history,
+      replicaId,
+      probeIntervalMs: 500,
+      waitReplicas: 0,
+      logger: silent,
+    });
+    t.teardown(async () => {
+      await backplane.close();
+      connections.commands.disconnect();
+      connections.subscriber.disconnect();
+    });
+    await backplane.start();
+    return backplane;
+  };
+}
 
 function collect(backplane: Backplane): ChannelMessage[] {
   const received: ChannelMessage[] = [];

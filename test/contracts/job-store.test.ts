@@ -10,15 +10,19 @@ import { MAX_CALLBACK_PAYLOAD_BYTES, MAX_CALLBACKS_KEPT, type CallbackRecord, ty
 import { MemoryJobStore } from '../../src/jobs/memory-job-store.js';
 import { RedisJobStore } from '../../src/jobs/redis-job-store.js';
 import { newCorrelationId } from '../../src/jobs/job-store.js';
+import type { RedisSettings } from '../../src/config.js';
 import { startRedis } from '../helpers/redis-server.js';
+import { sentinelSettings, startRedisSentinel } from '../helpers/redis-sentinel.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const silent = pino({ level: 'silent' });
 let connectionSeq = 0;
+const NO_AUTH = { username: undefined, password: undefined, tls: undefined, waitReplicas: 0 };
 
 /** The replica's own command connection (no offline queue, 1 s timeout), connected, closed at teardown. */
-async function commandConnection(t: Test, url: string): Promise<Redis> {
-  const { commands } = createRedisConnections({ mode: 'standalone', url, username: undefined, password: undefined, tls: undefined, waitReplicas: 0 }, `job-store-contract-${++connectionSeq}`, silent);
+async function commandConnection(t: Test, target: string | RedisSettings): Promise<Redis> {
+  const settings: RedisSettings = typeof target === 'string' ? { mode: 'standalone', url: target, ...NO_AUTH } : target;
+  const { commands } = createRedisConnections(settings, `job-store-contract-${++connectionSeq}`, silent);
   t.teardown(() => commands.disconnect());
   await commands.connect();
   return commands;
@@ -33,6 +37,10 @@ const implementations: Record<string, (t: Test) => Promise<() => Promise<JobStor
   redis: async (t) => {
     const redis = await startRedis(t);
     const connection = await commandConnection(t, redis.url);
+    return async () => new RedisJobStore(connection);
+  },
+  sentinel: async (t) => {
+    const connection = await commandConnection(t, sentinelSettings(await startRedisSentinel(t)));
     return async () => new RedisJobStore(connection);
   },
 };

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { trackDir, untrackDir } from './reaper.js'
 import { startRedis, type Persistence, type RedisServer, type RespValue, type TeardownHost } from './redis-server.js'
 import { waitFor } from './wait-for.js'
+import type { RedisSettings } from '../../src/config.js'
 
 export interface StartRedisSentinelOptions {
   /** The monitored master's name (default 'switchboard'), for REDIS_SENTINEL_NAME-style settings. */
@@ -280,4 +281,18 @@ export async function startRedisSentinel(t: TeardownHost, opts: StartRedisSentin
   const set = new RedisSentinelSetImpl(name, [master, replica], sentinelNodes, dir, opts.password, opts.sentinelPassword)
   await set.waitForSettled({ timeoutMs: left() })
   return set
+}
+
+/** How a replica reaches this set (REDIS_SENTINELS + REDIS_SENTINEL_NAME), as config.ts would read it. */
+export function sentinelSettings(set: RedisSentinelSet): RedisSettings {
+  return {
+    mode: 'sentinel',
+    sentinels: set.sentinels.map((address) => ({ host: address.slice(0, address.lastIndexOf(':')), port: Number(address.slice(address.lastIndexOf(':') + 1)) })),
+    name: set.name,
+    sentinelPassword: undefined,
+    username: undefined,
+    password: undefined,
+    tls: undefined,
+    waitReplicas: 0,
+  }
 }
