@@ -37,12 +37,14 @@ export interface StreamOpenerDeps {
  * `open` by causing an event is sure to get it; but never later than HEAD_GRACE_MS, so a slow or
  * paused Redis does not keep the client and its proxies from seeing the stream open. (Written
  * before the subscribe is confirmed, an event the client caused at once could reach Redis before
- * the SUBSCRIBE, and be missed by a stream without a cursor.) Channels are subscribed before history is read: an event
- * published in between is then both read and queued live, and the stream drops the second copy
- * by its position (a stream without a cursor starts before the first event it heard live: see
- * history/resume.ts). Anything that fails before live ends the stream with a `retry:`, so the client
- * comes back (with its last id) rather than giving up. `done` runs once the replay is over, however
- * it ended: the caller's resume slot is released there.
+ * the SUBSCRIBE, and be missed by a stream without a cursor.)
+ *
+ * Channels are subscribed before history is read: an event published in between is then both
+ * read and queued live, and the stream drops the second copy by its position (a stream without a
+ * cursor starts before the first event it heard live: see history/resume.ts). Anything that fails
+ * before live ends the stream with a `retry:`, so the client comes back (with its last id) rather
+ * than giving up. `done` runs once the replay is over, however it ended: the caller's resume slot
+ * is released there.
  */
 export async function openStream(stream: SseStream, cursorText: string | undefined, deps: StreamOpenerDeps, reqId: string, done: () => void): Promise<void> {
   const { registry, backplane } = deps;
