@@ -30,7 +30,7 @@ export interface StreamOpenerDeps {
 /**
  * A stream's open sequence, in the one order that loses nothing:
  *
- *   head → attach (subscribe) → plan (first history page) → reset? → replay (paged) → live
+ *   attach (subscribe; the head once confirmed, or after 200 ms) → plan (first history page) → reset? → replay (paged) → live
  *
  * The head is written once the stream's channels are subscribed (well under a millisecond when
  * Redis is healthy, at once when this replica already holds them), so a client that reacts to
