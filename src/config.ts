@@ -203,6 +203,7 @@ export type Config = Readonly<ReturnType<typeof toConfig>>;
 export type RedisSettings = (
   | { mode: 'standalone'; url: string }
   | { mode: 'sentinel'; sentinels: readonly HostPort[]; name: string; sentinelPassword: string | undefined }
+  | { mode: 'cluster'; nodes: readonly HostPort[] }
 ) & {
   username: string | undefined;
   password: string | undefined;
@@ -253,9 +254,11 @@ function redisSettings(parsed: Env): RedisSettings | undefined {
     if (parsed.REDIS_SENTINEL_NAME === undefined) throw new ConfigError('REDIS_SENTINELS needs REDIS_SENTINEL_NAME (the master name the sentinels monitor)');
     return { mode: 'sentinel', sentinels: hostPorts(parsed.REDIS_SENTINELS), name: parsed.REDIS_SENTINEL_NAME, sentinelPassword: parsed.REDIS_SENTINEL_PASSWORD, ...common };
   }
-  // Refused rather than ignored: ignoring it would start a replica on the in-process backplane,
-  // which silently loses every event published through another replica.
-  throw new ConfigError('REDIS_CLUSTER_NODES is not supported yet: Redis Cluster needs the sharded subscriber this version lacks; use REDIS_URL or REDIS_SENTINELS');
+  if (common.waitReplicas > 0) {
+    // WAIT counts one connection's writes on one master; a Cluster spreads them over many.
+    throw new ConfigError('REDIS_WAIT_REPLICAS is not supported with REDIS_CLUSTER_NODES yet; use REDIS_URL or REDIS_SENTINELS for acknowledged-by-replica publishes');
+  }
+  return { mode: 'cluster', nodes: hostPorts(parsed.REDIS_CLUSTER_NODES as string), ...common };
 }
 
 function hostPorts(list: string): HostPort[] {

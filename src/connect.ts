@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { Backplane } from './backplane/backplane.js';
 import { MemoryBackplane } from './backplane/memory-backplane.js';
+import { ClusterBackplane } from './backplane/cluster-backplane.js';
 import { RedisBackplane } from './backplane/redis-backplane.js';
-import { createRedisConnections } from './backplane/redis-connections.js';
+import { createClusterConnections, createRedisConnections } from './backplane/redis-connections.js';
 import type { Config } from './config.js';
 import type { JobStore } from './jobs/job-store.js';
 import { MemoryJobStore } from './jobs/memory-job-store.js';
@@ -24,6 +25,16 @@ export interface ReplicaParts {
 export async function connectParts(config: Config, logger: Logger): Promise<ReplicaParts> {
   const history = { historyMaxLen: config.historyMaxLen, historyTtlSeconds: config.historyTtlSeconds };
   if (config.redis === undefined) return memoryParts(history);
+  if (config.redis.mode === 'cluster') {
+    const cluster = createClusterConnections(config.redis, config.replicaId, logger);
+    const backplane = new ClusterBackplane(cluster, { ...history, replicaId: config.replicaId, probeIntervalMs: config.probeIntervalMs, logger });
+    logger.info({ mode: 'cluster' }, 'connecting to Redis');
+    await backplane.start();
+    return withClose(backplane, new RedisJobStore(cluster.commands), async () => {
+      await cluster.commands.quit().catch(() => {});
+      cluster.commands.disconnect();
+    });
+  }
   const connections = createRedisConnections(config.redis, config.replicaId, logger);
   const backplane = new RedisBackplane(connections, {
     ...history,

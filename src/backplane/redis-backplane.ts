@@ -2,14 +2,16 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { withTimeout } from '../deadline.js';
 import { backplaneUnavailable } from '../errors.js';
-import { formatPosition, newEpoch, parsePosition, ZERO_POSITION, type Position } from '../history/cursor.js';
+import type { Position } from '../history/cursor.js';
 import type { Backplane, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
-import { channelKeys, probeChannel, type ChannelName } from './redis-keys.js';
-import { buildMessage, encodeHeader, parseWireMessage } from './envelope.js';
+import { probeChannel, type ChannelName } from './redis-keys.js';
+import { parseWireMessage } from './envelope.js';
 import type { HistoryOptions } from './memory-backplane.js';
+import { ProbeTracker } from './probe-tracker.js';
 import type { RedisConnections } from './redis-connections.js';
 import { ReplicationWait } from './replication-wait.js';
-import { HISTORY_SCRIPT, PUBLISH_SCRIPT } from './scripts.js';
+import { defineScripts, runHistoryRead, runPublish, type ScriptCommands } from './script-calls.js';
+import { PUBLISH_SCRIPT } from './scripts.js';
 
 export interface RedisBackplaneOptions extends HistoryOptions {
   replicaId: string;
@@ -19,18 +21,10 @@ export interface RedisBackplaneOptions extends HistoryOptions {
   waitReplicas: number;
 }
 
-/** Commands the scripts add to the publisher connection (ioredis `defineCommand`). */
-interface ScriptCommands {
-  sbPublish(...args: (string | number)[]): Promise<[string, string, number]>;
-  sbHistory(...args: (string | number)[]): Promise<[string, string, [string, string[]][]]>;
-}
-
 /** Channels per SUBSCRIBE/UNSUBSCRIBE command when many change at once. */
 const CHANNELS_PER_COMMAND = 500;
 /** How long boot waits for the subscriber's first SUBSCRIBE to be confirmed. */
-const FIRST_SUBSCRIBE_TIMEOUT_MS = 15_000;
-/** The probe is late (the subscriber deaf) after this many intervals without it arriving. */
-const PROBE_MISSES_BEFORE_DEAF = 3;
+export const FIRST_SUBSCRIBE_TIMEOUT_MS = 15_000;
 
 /**
  * Redis pub/sub is the fast path; each channel's Redis Stream is the history.
@@ -53,15 +47,7 @@ export class RedisBackplane implements Backplane {
   private readonly lostHandlers: (() => void)[] = [];
   private readonly probe: ChannelName;
   private probeTimer: NodeJS.Timeout | undefined;
-  private lastProbeAtMs = 0;
-  /**
-   * When this replica first processed Redis' answer to a probe PUBLISH that it has not heard back
-   * since. Both the answer and the message reach this one event loop, so a starved loop delays
-   * both alike: only a path that takes answers but not messages looks deaf, never a busy replica.
-   */
-  private unheardProbeSinceMs: number | undefined;
-  private probesSent = 0;
-  private lastProbeHeard = 0;
+  private readonly probeTracker: ProbeTracker;
   /** True once the subscriber's channels are confirmed after its latest (re)connect. */
   private subscriberReady = false;
   private hasSubscribedBefore = false;
@@ -77,12 +63,11 @@ export class RedisBackplane implements Backplane {
     connections: RedisConnections,
     private readonly options: RedisBackplaneOptions,
   ) {
-    this.publisher = connections.commands as Redis & ScriptCommands;
-    this.publisher.defineCommand('sbPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
-    this.publisher.defineCommand('sbHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT });
+    this.publisher = defineScripts(connections.commands, PUBLISH_SCRIPT);
     this.subscriber = connections.subscriber;
     this.replication = options.waitReplicas > 0 ? new ReplicationWait(this.publisher, options.waitReplicas) : undefined;
     this.probe = probeChannel(options.replicaId);
+    this.probeTracker = new ProbeTracker(options.probeIntervalMs);
 
     this.subscriber.on('message', (channel: string, payload: string) => this.receive(channel, payload));
     this.subscriber.on('ready', () => void this.resubscribeAll());
@@ -111,22 +96,8 @@ export class RedisBackplane implements Backplane {
   }
 
   async publish(request: PublishRequest): Promise<PublishResult> {
-    const keys = channelKeys(request.channel);
-    const idempotent = request.idempotencyKey !== undefined;
     try {
-      const [position, epoch, receivers] = await this.publisher.sbPublish(
-        keys.history,
-        keys.meta,
-        keys.idempotencyPrefix + (request.idempotencyKey ?? ''),
-        request.channel,
-        encodeHeader(request.header),
-        request.dataJson,
-        this.options.historyMaxLen,
-        this.options.historyTtlSeconds,
-        newEpoch(),
-        idempotent ? '1' : '0',
-        request.idempotencyTtlSeconds ?? this.options.historyTtlSeconds,
-      );
+      const { position, epoch, receivers } = await runPublish(this.publisher, request, this.options);
       const duplicate = receivers < 0;
       // A duplicate wrote nothing here to wait for: the first publish of its key was answered already.
       if (this.replication !== undefined && !duplicate && !(await this.replication.acknowledged())) {
@@ -151,40 +122,11 @@ export class RedisBackplane implements Backplane {
   }
 
   async readHistory(channel: ChannelName, after: Position | undefined, limit: number): Promise<HistoryRead> {
-    const keys = channelKeys(channel);
-    let reply: [string, string, [string, string[]][]];
     try {
-      reply = await this.publisher.sbHistory(
-        keys.history,
-        keys.meta,
-        newEpoch(),
-        this.options.historyTtlSeconds,
-        after === undefined ? '' : formatPosition(after),
-        limit,
-      );
+      return await runHistoryRead(this.publisher, channel, after, limit, this.options.historyTtlSeconds, this.options.logger);
     } catch (err) {
       throw backplaneUnavailable(err);
     }
-    const [epoch, lastText, rawEntries] = reply;
-    const entries: ChannelMessage[] = [];
-    let firstPredecessor: string | undefined;
-    for (const [id, fields] of rawEntries) {
-      const field = fieldReader(fields);
-      firstPredecessor ??= field('p');
-      const message = buildMessage(channel, epoch, id, field('h') ?? '', field('d') ?? '');
-      if (message === undefined) {
-        this.options.logger.warn({ channel, id }, 'dropped a malformed history entry');
-        continue;
-      }
-      entries.push(message);
-    }
-    const last = parsePosition(lastText) ?? ZERO_POSITION;
-    const afterText = after === undefined ? undefined : formatPosition(after);
-    const trimmed =
-      afterText !== undefined &&
-      afterText !== lastText &&
-      (rawEntries.length === 0 ? true : firstPredecessor !== afterText);
-    return { epoch, last, lastText, entries, trimmed };
   }
 
   onMessage(handler: (message: ChannelMessage) => void): void {
@@ -204,13 +146,13 @@ export class RedisBackplane implements Backplane {
       !this.closed &&
       this.publisher.status === 'ready' &&
       this.subscriberReady &&
-      Date.now() - this.lastProbeAtMs < this.options.probeIntervalMs * PROBE_MISSES_BEFORE_DEAF
+      this.probeTracker.fresh()
     );
   }
 
   /** Milliseconds since the probe last came back through Redis (for metrics and readiness). */
   probeAgeMs(): number {
-    return this.lastProbeAtMs === 0 ? Number.POSITIVE_INFINITY : Date.now() - this.lastProbeAtMs;
+    return this.probeTracker.ageMs();
   }
 
   /** Stops probing and reports unready. The connections were made, and are closed, by connect.ts. */
@@ -221,9 +163,7 @@ export class RedisBackplane implements Backplane {
 
   private receive(channel: string, payload: string): void {
     if (channel === this.probe) {
-      this.lastProbeAtMs = Date.now();
-      this.lastProbeHeard = Math.max(this.lastProbeHeard, Number(payload) || 0);
-      this.unheardProbeSinceMs = undefined;
+      this.probeTracker.heard(payload);
       return;
     }
     const message = parseWireMessage(channel as ChannelName, payload);
@@ -243,9 +183,7 @@ export class RedisBackplane implements Backplane {
       return;
     }
     this.subscriberReady = true;
-    // The probe may have been missed while away; count the path as alive again from now.
-    this.lastProbeAtMs = Date.now();
-    this.unheardProbeSinceMs = undefined;
+    this.probeTracker.restart();
     if (!this.hasSubscribedBefore) {
       this.hasSubscribedBefore = true;
       this.resolveFirstSubscribed();
@@ -263,21 +201,17 @@ export class RedisBackplane implements Backplane {
   }
 
   private sendProbe(): void {
-    const unheardMs = this.unheardProbeSinceMs === undefined ? 0 : Date.now() - this.unheardProbeSinceMs;
-    if (unheardMs > this.options.probeIntervalMs * PROBE_MISSES_BEFORE_DEAF && this.subscriberReady) {
+    if (this.probeTracker.deaf() && this.subscriberReady) {
       // Redis keeps taking the probe, yet the subscriber never hears it: connected by every sign
       // ioredis has, but deaf. Rebuild the connection, which resubscribes and catches up.
-      this.options.logger.warn({ probeAgeMs: this.probeAgeMs(), unheardMs }, 'subscriber stopped hearing its probe; reconnecting');
-      this.unheardProbeSinceMs = undefined;
+      this.options.logger.warn({ probeAgeMs: this.probeAgeMs(), unheardMs: this.probeTracker.unheardMs() }, 'subscriber stopped hearing its probe; reconnecting');
+      this.probeTracker.forgetUnheard();
       this.markLost();
       this.subscriber.disconnect(true);
     }
-    const probe = ++this.probesSent;
+    const probe = this.probeTracker.next();
     this.publisher.publish(this.probe, String(probe)).then(
-      () => {
-        // The answer can be processed after the message itself: only a probe not yet heard counts.
-        if (this.lastProbeHeard < probe) this.unheardProbeSinceMs ??= Date.now();
-      },
+      () => this.probeTracker.accepted(probe),
       () => {
         // Redis unreachable or frozen: readiness already reflects it through the probe's age.
       },
@@ -293,12 +227,4 @@ export class RedisBackplane implements Backplane {
     for (let i = 0; i < channels.length; i += CHANNELS_PER_COMMAND) pending.push(run(channels.slice(i, i + CHANNELS_PER_COMMAND)));
     await Promise.all(pending);
   }
-}
-
-/** XRANGE gives an entry's fields as a flat [name, value, …] list. */
-function fieldReader(fields: string[]): (name: string) => string | undefined {
-  return (name) => {
-    for (let i = 0; i < fields.length - 1; i += 2) if (fields[i] === name) return fields[i + 1];
-    return undefined;
-  };
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import type { RedisSettings } from '../config.js';
+import type { HostPort, RedisSettings } from '../config.js';
 
 /** A command that Redis has not answered by then fails (as a 503), never hangs the request. */
 const COMMAND_TIMEOUT_MS = 1000;
@@ -32,6 +32,7 @@ export interface RedisConnections {
  * as the sentinels announce a new one.
  */
 export function createRedisConnections(settings: RedisSettings, replicaId: string, logger: Logger): RedisConnections {
+  if (settings.mode === 'cluster') throw new Error('Redis Cluster has no single subscriber: use createClusterConnections');
   const target = targetOptions(settings);
   const commands = connection(settings, target, {
     lazyConnect: true,
@@ -60,6 +61,65 @@ export function createRedisConnections(settings: RedisSettings, replicaId: strin
   return { commands, subscriber };
 }
 
+type ClusterSettings = Extract<RedisSettings, { mode: 'cluster' }>;
+
+export interface ClusterConnections {
+  /** Publishes, history reads, jobs and probes, each routed to its slot's master. No offline queue. */
+  commands: Cluster;
+  /** A new subscriber connection to one master: cluster-backplane.ts keeps one per master. */
+  subscriberTo(node: HostPort): Redis;
+}
+
+/**
+ * Redis Cluster: one ioredis `Cluster` for commands, and plain subscriber connections made per
+ * master on demand. Not ioredis' own `shardedSubscribers`: it never says which channels a
+ * resubscribe confirmed, so a replica could not catch up exactly the channels that had a gap.
+ */
+export function createClusterConnections(settings: ClusterSettings, replicaId: string, logger: Logger): ClusterConnections {
+  const auth = targetOptions(settings);
+  const commands = new Cluster(
+    settings.nodes.map(({ host, port }) => ({ host, port })),
+    {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      // Topology changes (failover, migration) are seen within about a second, not only on errors.
+      slotsRefreshInterval: 1000,
+      // A command whose connection closed is NOT re-sent: its script may already have run, and a
+      // publish without an idempotency key would then be stored twice. It fails (503) instead;
+      // the sender retries, with its id. MOVED, ASK, TRYAGAIN and CLUSTERDOWN ran nothing and
+      // are still followed.
+      retryDelayOnFailover: 0,
+      clusterRetryStrategy: retryStrategy,
+      redisOptions: {
+        ...auth,
+        connectionName: `switchboard:cmd:${replicaId}`,
+        maxRetriesPerRequest: 1,
+        commandTimeout: COMMAND_TIMEOUT_MS,
+      },
+    },
+  );
+  commands.on('error', (err: Error) => logger.warn({ err, role: 'commands' }, 'redis cluster error'));
+  const subscriberTo = ({ host, port }: HostPort): Redis => {
+    const subscriber = new Redis({
+      ...auth,
+      host,
+      port,
+      lazyConnect: true,
+      retryStrategy,
+      connectionName: `switchboard:sub:${replicaId}`,
+      // ClusterBackplane resubscribes itself, so it knows when every channel is back.
+      autoResubscribe: false,
+      // Nothing waits for a connection: every channel is subscribed again on 'ready'.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+    });
+    subscriber.on('error', (err: Error) => logger.warn({ err, role: 'subscriber', node: `${host}:${port}` }, 'redis connection error'));
+    return subscriber;
+  };
+  return { commands, subscriberTo };
+}
+
 function connection(settings: RedisSettings, target: RedisOptions, options: RedisOptions): Redis {
   return settings.mode === 'standalone' ? new Redis(settings.url, { ...target, ...options }) : new Redis({ ...target, ...options });
 }
@@ -72,7 +132,7 @@ function targetOptions(settings: RedisSettings): RedisOptions {
     ...(settings.password === undefined ? {} : { password: settings.password }),
     ...(tls === undefined ? {} : { tls }),
   };
-  if (settings.mode === 'standalone') return auth;
+  if (settings.mode !== 'sentinel') return auth;
   return {
     ...auth,
     sentinels: settings.sentinels.map(({ host, port }) => ({ host, port })),

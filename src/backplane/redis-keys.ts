@@ -28,3 +28,6 @@ export function channelKeys(channel: ChannelName): ChannelKeys {
 export const jobKey = (correlationId: string): string => `${PREFIX}job:{${correlationId}}`;
 export const jobCallbacksKey = (correlationId: string): string => `${PREFIX}job:{${correlationId}}:callbacks`;
 export const probeChannel = (replicaId: string): ChannelName => `${PREFIX}probe:{${replicaId}}` as ChannelName;
+/** A probe channel for one Redis Cluster shard: cluster-topology.ts picks `n` so its slot is that shard's. */
+export const shardProbeChannel = (replicaId: string, n: number): ChannelName => `${PREFIX}probe:{${replicaId}:${n}}` as ChannelName;
+export const isProbeChannel = (channel: string): boolean => channel.startsWith(`${PREFIX}probe:`);

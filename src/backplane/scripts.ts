@@ -13,14 +13,15 @@
 
 /**
  * Append + publish, atomically: dedupe check, epoch (created on first use), XADD with trimming,
- * expiry, idempotency record, PUBLISH.
+ * expiry, idempotency record, then PUBLISH (standalone, Sentinel) or SPUBLISH (Cluster: a PUBLISH
+ * inside a script reaches no sharded subscriber there; the channel shares the keys' slot).
  *
  * KEYS: history stream, meta hash (epoch, last), idempotency key (unused unless ARGV[7] == '1')
  * ARGV: channel, header JSON, data JSON, max length, history TTL s, candidate epoch,
  *       use idempotency ('0'|'1'), idempotency TTL s
  * Returns { position, epoch, receivers } — receivers is -1 for a duplicate.
  */
-export const PUBLISH_SCRIPT = `
+const publishScript = (publish: 'PUBLISH' | 'SPUBLISH'): string => `
 local meta = redis.call('HMGET', KEYS[2], 'epoch', 'last')
 local epoch = meta[1]
 local last = meta[2]
@@ -45,9 +46,12 @@ redis.call('EXPIRE', KEYS[2], ARGV[5])
 if ARGV[7] == '1' then
   redis.call('SET', KEYS[3], id .. ' ' .. epoch, 'EX', ARGV[8])
 end
-local receivers = redis.call('PUBLISH', ARGV[1], id .. ' ' .. epoch .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
+local receivers = redis.call('${publish}', ARGV[1], id .. ' ' .. epoch .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
 return { id, epoch, receivers }
 `;
+
+export const PUBLISH_SCRIPT = publishScript('PUBLISH');
+export const SHARDED_PUBLISH_SCRIPT = publishScript('SPUBLISH');
 
 /**
  * What a resume needs, read atomically: the epoch (created when missing, so a fresh stream's ids

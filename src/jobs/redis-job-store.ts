@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { backplaneUnavailable } from '../errors.js';
 import { jobCallbacksKey, jobKey } from '../backplane/redis-keys.js';
 import { INITIAL_JOB_STATUS, keptCallback, MAX_CALLBACKS_KEPT, type CallbackRecord, type Job, type JobStore, type NewJob } from './job-store.js';
@@ -13,7 +13,8 @@ import { INITIAL_JOB_STATUS, keptCallback, MAX_CALLBACKS_KEPT, type CallbackReco
  * readable then (GET /v1/jobs/:id, the callback's 404 check); only writes answer 503.
  */
 export class RedisJobStore implements JobStore {
-  constructor(private readonly redis: Redis) {}
+  /** On a Cluster, a job's two keys share the hash tag `{correlationId}`: each MULTI and pipeline stays in one slot. */
+  constructor(private readonly redis: Redis | Cluster) {}
 
   async create(job: NewJob): Promise<Job> {
     const now = Date.now();

@@ -6,9 +6,11 @@ import type { Backplane, ChannelMessage } from '../../src/backplane/backplane.js
 import { userChannel, topicChannel } from '../../src/backplane/redis-keys.js';
 import { MemoryBackplane, type HistoryOptions } from '../../src/backplane/memory-backplane.js';
 import { RedisBackplane } from '../../src/backplane/redis-backplane.js';
-import { createRedisConnections } from '../../src/backplane/redis-connections.js';
+import { ClusterBackplane } from '../../src/backplane/cluster-backplane.js';
+import { createClusterConnections, createRedisConnections } from '../../src/backplane/redis-connections.js';
 import { parsePosition, comparePositions, ZERO_POSITION } from '../../src/history/cursor.js';
 import type { RedisSettings } from '../../src/config.js';
+import { clusterSettings, startRedisCluster } from '../helpers/redis-cluster.js';
 import { startRedis } from '../helpers/redis-server.js';
 import { sentinelSettings, startRedisSentinel } from '../helpers/redis-sentinel.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -31,6 +33,20 @@ const implementations: Record<string, (t: Tap.Test) => Promise<Make>> = {
   },
   sentinel: async (t) => {
     return redisBackplanes(sentinelSettings(await startRedisSentinel(t)));
+  },
+  cluster: async (t) => {
+    const settings = clusterSettings(await startRedisCluster(t));
+    return async (t, history) => {
+      const replicaId = `contract-${++replicaSeq}`;
+      const connections = createClusterConnections(settings, replicaId, silent);
+      const backplane = new ClusterBackplane(connections, { ...history, replicaId, probeIntervalMs: 500, logger: silent });
+      t.teardown(async () => {
+        await backplane.close();
+        connections.commands.disconnect();
+      });
+      await backplane.start();
+      return backplane;
+    };
   },
 };
 

@@ -4,13 +4,14 @@
 import t, { type Test } from 'tap';
 import { pino } from 'pino';
 import type { Redis } from 'ioredis';
-import { createRedisConnections } from '../../src/backplane/redis-connections.js';
+import { createClusterConnections, createRedisConnections } from '../../src/backplane/redis-connections.js';
 import { SwitchboardError } from '../../src/errors.js';
 import { MAX_CALLBACK_PAYLOAD_BYTES, MAX_CALLBACKS_KEPT, type CallbackRecord, type JobStore } from '../../src/jobs/job-store.js';
 import { MemoryJobStore } from '../../src/jobs/memory-job-store.js';
 import { RedisJobStore } from '../../src/jobs/redis-job-store.js';
 import { newCorrelationId } from '../../src/jobs/job-store.js';
 import type { RedisSettings } from '../../src/config.js';
+import { clusterSettings, startRedisCluster } from '../helpers/redis-cluster.js';
 import { startRedis } from '../helpers/redis-server.js';
 import { sentinelSettings, startRedisSentinel } from '../helpers/redis-sentinel.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -42,6 +43,14 @@ const implementations: Record<string, (t: Test) => Promise<() => Promise<JobStor
   sentinel: async (t) => {
     const connection = await commandConnection(t, sentinelSettings(await startRedisSentinel(t)));
     return async () => new RedisJobStore(connection);
+  },
+  cluster: async (t) => {
+    // The replica's own Cluster connection: its jobs spread over every master.
+    const settings = clusterSettings(await startRedisCluster(t));
+    const { commands } = createClusterConnections(settings, `job-store-contract-${++connectionSeq}`, silent);
+    t.teardown(() => commands.disconnect());
+    await commands.connect();
+    return async () => new RedisJobStore(commands);
   },
 };
 

@@ -224,3 +224,15 @@ t.test('with REDIS_URL pointing where nothing listens, the replica never reports
   t.ok(run.ms < EXIT_BOUND_MS, `it gave up after ${run.ms.toFixed(0)} ms`);
   t.comment(`unreachable Redis: exit ${run.code} after ${run.ms.toFixed(0)} ms; stderr: ${run.stderr.trim()}`);
 });
+
+t.test('with REDIS_CLUSTER_NODES pointing at a Redis without cluster mode, the boot stops and says why', async (t) => {
+  const redis = await startRedis(t);
+  const run = await runMain(t, { REDIS_CLUSTER_NODES: `127.0.0.1:${redis.port}`, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: KEY, ALLOW_UNSIGNED_CALLBACKS: 'true' }, 20_000);
+  t.equal(run.signal, null, 'it exited by itself');
+  t.ok(run.code !== null && run.code !== 0, `exit code ${run.code} (non-zero)`);
+  t.notMatch(run.stdout, /"msg":"listening"/, 'it never listened');
+  const output = run.stdout + run.stderr;
+  t.match(output, /REDIS_CLUSTER_NODES/, 'the output names the variable');
+  t.match(output, /cluster support disabled/i, `and says the server is not in cluster mode: ${JSON.stringify(run.stderr.trim())}`);
+  t.comment(`non-cluster Redis as REDIS_CLUSTER_NODES: exit ${run.code} after ${run.ms.toFixed(0)} ms; stderr: ${run.stderr.trim()}`);
+});

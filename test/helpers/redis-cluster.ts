@@ -17,6 +17,7 @@ import {
   type RespValue,
   type TeardownHost,
 } from './redis-server.js'
+import type { RedisSettings } from '../../src/config.js'
 import { waitFor } from './wait-for.js'
 
 export const SLOTS = 16384
@@ -622,4 +623,16 @@ export async function startRedisCluster(t: TeardownHost, opts: StartRedisCluster
   )
   await cluster.waitForState('ok', { timeoutMs: left() })
   return cluster
+}
+
+/** The replica's settings for `cluster` (what REDIS_CLUSTER_NODES=cluster.seeds would give). */
+export function clusterSettings(cluster: RedisCluster): Extract<RedisSettings, { mode: 'cluster' }> {
+  return {
+    mode: 'cluster',
+    nodes: cluster.nodes.map((n) => ({ host: n.host, port: n.port })),
+    username: undefined,
+    password: cluster.password,
+    tls: undefined,
+    waitReplicas: 0,
+  }
 }
