@@ -84,6 +84,7 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
     openStreams: () => registry.streamCount,
     subscribedChannels: () => registry.channelCount,
     probeAgeSeconds: () => deps.backplane.probeAgeMs() / 1000,
+    probeAgesSeconds: () => new Map([...deps.backplane.probeAgesMs()].map(([shard, ms]) => [shard, ms / 1000])),
   });
   const registry: StreamRegistry = new StreamRegistry(
     deps.backplane,

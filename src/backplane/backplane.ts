@@ -41,6 +41,8 @@ export interface Backplane {
   isReady(): boolean;
   /** Milliseconds since this replica last heard itself through the backplane (its probe). */
   probeAgeMs(): number;
+  /** The same, per subscriber path: one per Redis Cluster master (`host:port`), one for a single Redis, none in process. */
+  probeAgesMs(): ReadonlyMap<string, number>;
   readonly kind: 'memory' | 'redis';
   close(): Promise<void>;
 }

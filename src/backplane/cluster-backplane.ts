@@ -185,7 +185,7 @@ export class ClusterBackplane implements Backplane {
   }
 
   /** Per master (`host:port`): milliseconds since its probe was last heard. */
-  probeAgesMs(): Map<NodeAddress, number> {
+  probeAgesMs(): ReadonlyMap<NodeAddress, number> {
     return new Map([...this.shards].map(([address, shard]) => [address, shard.probe.ageMs()]));
   }
 

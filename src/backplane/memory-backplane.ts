@@ -113,6 +113,11 @@ export class MemoryBackplane implements Backplane {
     return true;
   }
 
+  probeAgesMs(): ReadonlyMap<string, number> {
+    // No subscriber path to probe (see probeAgeMs).
+    return new Map();
+  }
+
   probeAgeMs(): number {
     // In one process the path is a function call: it is always heard at once.
     return 0;

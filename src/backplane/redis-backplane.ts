@@ -151,6 +151,11 @@ export class RedisBackplane implements Backplane {
   }
 
   /** Milliseconds since the probe last came back through Redis (for metrics and readiness). */
+  /** One path: this replica's one subscriber. */
+  probeAgesMs(): ReadonlyMap<string, number> {
+    return new Map([['redis', this.probeAgeMs()]]);
+  }
+
   probeAgeMs(): number {
     return this.probeTracker.ageMs();
   }

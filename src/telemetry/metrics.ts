@@ -22,12 +22,28 @@ export class Metrics {
   readonly authFailures: Counter<'reason'>;
   readonly droppedMessages: Counter;
 
-  constructor(live: { openStreams: () => number; subscribedChannels: () => number; probeAgeSeconds: () => number }) {
+  constructor(live: {
+    openStreams: () => number;
+    subscribedChannels: () => number;
+    probeAgeSeconds: () => number;
+    /** Per subscriber path (a Redis Cluster master, `host:port`; `redis` for one Redis). */
+    probeAgesSeconds: () => ReadonlyMap<string, number>;
+  }) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_process_' });
     new Gauge({ name: 'switchboard_open_streams', help: 'SSE streams open on this replica.', registers, collect() { this.set(live.openStreams()); } });
     new Gauge({ name: 'switchboard_subscribed_channels', help: 'Channels this replica holds (subscribed, or within the unsubscribe debounce).', registers, collect() { this.set(live.subscribedChannels()); } });
     new Gauge({ name: 'switchboard_probe_age_seconds', help: 'Seconds since this replica last heard its own probe through the backplane (+Inf before the first).', registers, collect() { this.set(live.probeAgeSeconds()); } });
+    new Gauge({
+      name: 'switchboard_shard_probe_age_seconds',
+      help: 'Seconds since this replica last heard its probe on each subscriber path: one per Redis Cluster master (shard="host:port"), one for a single Redis (shard="redis").',
+      labelNames: ['shard'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [shard, seconds] of live.probeAgesSeconds()) this.set({ shard }, seconds);
+      },
+    });
     this.eventsAccepted = new Counter({ name: 'switchboard_events_accepted_total', help: 'Events accepted (2xx) and published, by route.', labelNames: ['route'], registers });
     this.zeroReceivers = new Counter({ name: 'switchboard_events_zero_receivers_total', help: 'Accepted events no replica was subscribed to (no open stream anywhere).', labelNames: ['route'], registers });
     this.duplicates = new Counter({ name: 'switchboard_duplicates_total', help: 'Publishes and callbacks answered as duplicates of an earlier idempotency key.', labelNames: ['route'], registers });

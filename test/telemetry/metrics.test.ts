@@ -42,6 +42,7 @@ t.test('GET /metrics is Prometheus text with help and type for every listed metr
     ['switchboard_streams_ended_total', 'counter'],
     ['switchboard_backplane_reconnects_total', 'counter'],
     ['switchboard_probe_age_seconds', 'gauge'],
+    ['switchboard_shard_probe_age_seconds', 'gauge'],
     ['switchboard_duplicates_total', 'counter'],
     ['switchboard_auth_failures_total', 'counter'],
   ] as const) {
@@ -157,6 +158,8 @@ t.test('a client that stops reading is counted as a slow-client drop', async (t)
 t.test('a subscriber reconnect is counted, and the probe age stays small', async (t) => {
   const age = await until(b, 'probe heard', (s) => s.value('switchboard_probe_age_seconds'), (v) => Number.isFinite(v));
   t.ok(age < (3 * PROBE_INTERVAL_MS) / 1000 + 1, `probe age ${age} s`);
+  const shardAge = (await scrape(b)).value('switchboard_shard_probe_age_seconds', { shard: 'redis' });
+  t.ok(shardAge !== undefined && shardAge < (3 * PROBE_INTERVAL_MS) / 1000 + 1, `the one Redis's probe age, per shard: ${shardAge} s`);
   const before = (await scrape(b)).count('switchboard_backplane_reconnects_total');
   await fleet.redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
   await until(b, 'reconnect counted', (s) => s.value('switchboard_backplane_reconnects_total'), (v) => v === before + 1);
