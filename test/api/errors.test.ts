@@ -1,14 +1,14 @@
 // Every error row of the contract, answered as RFC 9457 problem+json with a stable `code`, plus
 // the success shapes of the publisher API that the error rows are the other side of. Runs against
-// real replica processes on a real redis-server: r1 without a callback secret (unsigned callbacks
-// allowed, and two publisher keys, for rotation), r2 with CALLBACK_SECRET so callbacks must be
-// signed, each with its job's own callbackSecret.
+// two replicas built in this process on a real redis-server, over real sockets: r1 without a
+// callback secret (unsigned callbacks allowed, and two publisher keys, for rotation), r2 with
+// CALLBACK_SECRET so callbacks must be signed, each with its job's own callbackSecret.
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { Webhook } from 'standardwebhooks';
-import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET, startFleet, waitOpen } from '../helpers/fleet.js';
+import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET, waitOpen } from '../helpers/fleet.js';
 import { getJson, postJson, rawRequest, requestJson, type JsonResponse, type RawResponse } from '../helpers/http.js';
-import { startReplica, type Replica } from '../helpers/replica.js';
+import { inProcessFleet, inProcessReplica, type InProcessReplica } from '../helpers/in-process-replica.js';
 
 const MAX_BODY_BYTES = 1024;
 /** The rotated-in key; the fleet's PUBLISH_API_KEY stays valid next to it. */
@@ -16,12 +16,12 @@ const NEW_API_KEY = 'rotated-publish-key-fedcba9876543210';
 const CALLBACK_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const OTHER_CALLBACK_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
-const fleet = await startFleet(t, 1, {
+const fleet = await inProcessFleet(t, {
   PUBLISH_API_KEY: `${NEW_API_KEY},${PUBLISH_API_KEY}`,
   MAX_BODY_BYTES: String(MAX_BODY_BYTES),
 });
-const r1 = fleet.replicas[0] as Replica;
-const r2 = await startReplica(t, {
+const r1 = fleet.replicas[0] as InProcessReplica;
+const r2 = await inProcessReplica(t, {
   REPLICA_ID: 'r2-signed',
   REDIS_URL: fleet.redis.url,
   STREAM_TOKEN_SECRET,
@@ -56,10 +56,10 @@ function assertProblem(t: Test, answer: Answer, status: number, code: string, la
   t.notMatch(textOf(answer), /\n\s+at |node_modules|\/src\/|\/dist\/|\.(?:ts|js):\d+|FST_ERR|ioredis|Redis(?:Error)?:/i, `${label}: no internals in the body`);
 }
 
-const userEvents = (user: string, replica: Replica = r1): string => `${replica.url}/v1/users/${encodeURIComponent(user)}/events`;
-const topicEvents = (topic: string, replica: Replica = r1): string => `${replica.url}/v1/topics/${encodeURIComponent(topic)}/events`;
+const userEvents = (user: string, replica: InProcessReplica = r1): string => `${replica.url}/v1/users/${encodeURIComponent(user)}/events`;
+const topicEvents = (topic: string, replica: InProcessReplica = r1): string => `${replica.url}/v1/topics/${encodeURIComponent(topic)}/events`;
 
-async function createJob(userId: string, replica: Replica = r1): Promise<{ correlationId: string; callbackUrl: string; expiresAt: string; callbackSecret?: string }> {
+async function createJob(userId: string, replica: InProcessReplica = r1): Promise<{ correlationId: string; callbackUrl: string; expiresAt: string; callbackSecret?: string }> {
   const created = await postJson(`${replica.url}/v1/jobs`, { userId }, { bearer: PUBLISH_API_KEY });
   if (created.status !== 201) throw new Error(`job for ${userId}: ${created.status} ${created.text}`);
   return created.json;

@@ -1,15 +1,15 @@
-// Header and newline injection (CWE-93) into the SSE wire format, against a real replica process
-// and Redis: event types that could start a new field are refused, data that contains SSE syntax
-// arrives as exactly one event that parses back to what was sent, and junk Last-Event-IDs give a
-// `reset`, never a 5xx and never an echo of the junk.
+// Header and newline injection (CWE-93) into the SSE wire format, against a replica built in this
+// process on a real redis-server, over real sockets: event types that could start a new field
+// are refused, data that contains SSE syntax arrives as exactly one event that parses back to
+// what was sent, and junk Last-Event-IDs give a `reset`, never a 5xx and never an echo of the junk.
 import t, { type Test } from 'tap';
-import { PUBLISH_API_KEY, startFleet, waitOpen } from '../helpers/fleet.js';
+import { PUBLISH_API_KEY, waitOpen } from '../helpers/fleet.js';
 import { postJson, rawRequest, rawSocketRequest, type JsonResponse, type RawResponse, type RawSocketResponse } from '../helpers/http.js';
-import type { Replica } from '../helpers/replica.js';
+import { inProcessFleet, type InProcessReplica } from '../helpers/in-process-replica.js';
 import { openSse, type SseConnection } from '../helpers/sse-client.js';
 
-const fleet = await startFleet(t, 1);
-const replica = fleet.replicas[0] as Replica;
+const fleet = await inProcessFleet(t);
+const replica = fleet.replicas[0] as InProcessReplica;
 const key = { bearer: PUBLISH_API_KEY };
 
 /** Every line an SSE response of ours may carry: the fields we write, comments and blank lines. */

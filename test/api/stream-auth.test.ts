@@ -1,19 +1,19 @@
-// The subscriber-token matrix of GET /stream/:userId against a real replica process and Redis:
-// every refusal is a 4xx problem+json with its stable code, the accepted stream has the contract's
-// headers and first bytes, the per-user stream limit is enforced, and an expiring token ends the
-// stream with `event: auth-expired`.
+// The subscriber-token matrix of GET /stream/:userId against a replica built in this process on a
+// real redis-server, over real sockets: every refusal is a 4xx problem+json with its stable code,
+// the accepted stream has the contract's headers and first bytes, the per-user stream limit is
+// enforced, and an expiring token ends the stream with `event: auth-expired`.
 import t, { type Test } from 'tap';
 import { createSigner } from 'fast-jwt';
-import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET, startFleet, waitOpen } from '../helpers/fleet.js';
+import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET, waitOpen } from '../helpers/fleet.js';
 import { postJson, rawRequest, type RawResponse } from '../helpers/http.js';
-import type { Replica } from '../helpers/replica.js';
+import { inProcessFleet, type InProcessReplica } from '../helpers/in-process-replica.js';
 import { openSse, type SseConnection } from '../helpers/sse-client.js';
 import { waitFor, withTimeout } from '../helpers/wait-for.js';
 
 const MAX_CONNECTIONS_PER_USER = 2;
 
-const fleet = await startFleet(t, 1, { MAX_CONNECTIONS_PER_USER: String(MAX_CONNECTIONS_PER_USER) });
-const replica = fleet.replicas[0] as Replica;
+const fleet = await inProcessFleet(t, { MAX_CONNECTIONS_PER_USER: String(MAX_CONNECTIONS_PER_USER) });
+const replica = fleet.replicas[0] as InProcessReplica;
 
 const sign = createSigner({ key: STREAM_TOKEN_SECRET, algorithm: 'HS256' });
 const signWrongSecret = createSigner({ key: 'not-the-stream-secret-0123456789', algorithm: 'HS256' });

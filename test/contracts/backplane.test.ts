@@ -1,6 +1,6 @@
 // One behaviour suite for every Backplane: the in-process one and Redis (on a redis-server this
 // file starts). Whatever a replica relies on is asserted here for both.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { pino } from 'pino';
 import type { Backplane, ChannelMessage } from '../../src/backplane/backplane.js';
 import { userChannel, topicChannel } from '../../src/backplane/redis-keys.js';
@@ -15,13 +15,13 @@ import { startRedis } from '../helpers/redis-server.js';
 import { sentinelSettings, startRedisSentinel } from '../helpers/redis-sentinel.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-type Make = (t: Tap.Test, history: HistoryOptions) => Promise<Backplane>;
+type Make = (t: Test, history: HistoryOptions) => Promise<Backplane>;
 
 const silent = pino({ level: 'silent' });
 let replicaSeq = 0;
 const NO_AUTH = { username: undefined, password: undefined, tls: undefined, waitReplicas: 0 };
 
-const implementations: Record<string, (t: Tap.Test) => Promise<Make>> = {
+const implementations: Record<string, (t: Test) => Promise<Make>> = {
   memory: async () => async (t, history) => {
     const backplane = new MemoryBackplane(history);
     t.teardown(() => backplane.close());

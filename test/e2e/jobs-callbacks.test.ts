@@ -4,8 +4,11 @@ import { PUBLISH_API_KEY, startFleet, waitOpen } from '../helpers/fleet.js';
 import { getJson, postJson } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait-for.js';
 
+// One fleet for the file; each test makes its own jobs. HISTORY_TTL_SECONDS is 60 (not the
+// default 3600) for the dedupe test below; nothing else here keeps history that long.
+const fleet = await startFleet(t, 3, { HISTORY_TTL_SECONDS: '60' });
+
 t.test('a callback posted to any replica reaches the job user\'s stream on another, once per idempotency key', async (t) => {
-  const fleet = await startFleet(t, 3);
   const [r1, r2, r3] = fleet.replicas as [typeof fleet.replicas[0], typeof fleet.replicas[0], typeof fleet.replicas[0]];
 
   const created = await postJson(`${r1.url}/v1/jobs`, { userId: 'carol', metadata: { kind: 'report' } }, { bearer: PUBLISH_API_KEY });
@@ -61,7 +64,6 @@ t.test('a callback posted to any replica reaches the job user\'s stream on anoth
 });
 
 t.test('callbacks for unknown or expired jobs are 404 on every replica', async (t) => {
-  const fleet = await startFleet(t, 2);
   const created = await postJson(`${fleet.replicas[0]!.url}/v1/jobs`, { userId: 'dave', ttlSeconds: 1 }, { bearer: PUBLISH_API_KEY });
   const unknown = await postJson(`${fleet.replicas[1]!.url}/v1/callbacks/AAAAAAAAAAAAAAAAAAAAAAAA`, { x: 1 });
   t.equal(unknown.status, 404);
@@ -75,8 +77,8 @@ t.test('callbacks for unknown or expired jobs are 404 on every replica', async (
 });
 
 t.test('callback dedupe lives as long as the job, and never less than 600 s', async (t) => {
-  // HISTORY_TTL_SECONDS (3600 by default) has nothing to do with how long a job's runner retries.
-  const fleet = await startFleet(t, 1, { HISTORY_TTL_SECONDS: '60' });
+  // HISTORY_TTL_SECONDS (3600 by default, 60 on this fleet) has nothing to do with how long a
+  // job's runner retries.
   const replica = fleet.replicas[0]!;
   const dedupeTtl = async (userId: string, ttlSeconds: number): Promise<number> => {
     const created = await postJson(`${replica.url}/v1/jobs`, { userId, ttlSeconds }, { bearer: PUBLISH_API_KEY });
@@ -94,8 +96,9 @@ t.test('callback dedupe lives as long as the job, and never less than 600 s', as
 });
 
 t.test('at Redis maxmemory (noeviction) a job is still read, and a callback to an unknown id is still 404', async (t) => {
-  const fleet = await startFleet(t, 1);
   const replica = fleet.replicas[0]!;
+  // The fleet's Redis gets its memory back for whatever runs after this test.
+  t.teardown(() => fleet.redis.command('CONFIG', 'SET', 'maxmemory', '0'));
   const created = await postJson(`${replica.url}/v1/jobs`, { userId: 'oom-user' }, { bearer: PUBLISH_API_KEY });
   t.equal(created.status, 201);
   const { correlationId } = created.json;

@@ -7,8 +7,10 @@ import type { SseConnection } from '../helpers/sse-client.js';
 const USERS = 150;
 const EVENTS_PER_USER = 5;
 
+// One fleet for the file: each test's users are its own, and its streams close when it ends.
+const fleet = await startFleet(t, 3);
+
 t.test('150 streams over 3 replicas each get exactly their own events, in order, published via other replicas', async (t) => {
-  const fleet = await startFleet(t, 3);
   const [r1, r2, r3] = fleet.replicas;
   const streams: SseConnection[] = [];
   for (let i = 0; i < USERS; i += 25) {
@@ -70,7 +72,6 @@ t.test('150 streams over 3 replicas each get exactly their own events, in order,
 });
 
 t.test('a topic event reaches every stream that joined it, on every replica', async (t) => {
-  const fleet = await startFleet(t, 3);
   const streams = await Promise.all(
     fleet.replicas.flatMap((replica, r) => [0, 1].map((k) => fleet.stream(replica, `topic-user-${r}-${k}`, { topics: ['news'] }))),
   );

@@ -15,9 +15,12 @@ async function resume(fleet: Fleet, replicaIndex: number, user: string, lastEven
 
 const dataOf = (c: SseConnection): unknown[] => c.events.filter((e) => e.type === 'message').map((e) => JSON.parse(e.data));
 
+// One fleet for the file. A short history (Redis trims whole nodes of ~100 entries), so old
+// positions really are gone; a fast probe, so the replicas see Redis come back soon. The restart
+// test empties Redis, so it stays last.
+const fleet = await startFleet(t, 2, { HISTORY_MAX_LEN: '5', PROBE_INTERVAL_MS: '500' });
+
 t.test('cursor table: each kind of Last-Event-ID gets what the contract says, never a 5xx, never another user\'s events', async (t) => {
-  // A short history (Redis trims whole nodes of ~100 entries), so old positions really are gone.
-  const fleet = await startFleet(t, 2, { HISTORY_MAX_LEN: '5' });
   const source = await waitOpen(await fleet.stream(fleet.replicas[0]!, 'ann'), 'ann');
   const other = await waitOpen(await fleet.stream(fleet.replicas[0]!, 'ben'), 'ben');
   t.teardown(() => [source, other].forEach((c) => c.close()));
@@ -77,7 +80,6 @@ t.test('cursor table: each kind of Last-Event-ID gets what the contract says, ne
 });
 
 t.test('Redis restarted empty: open streams and resuming clients are told, then get live events', async (t) => {
-  const fleet = await startFleet(t, 2, { PROBE_INTERVAL_MS: '500' });
   const open = await waitOpen(await fleet.stream(fleet.replicas[0]!, 'cy'), 'cy');
   t.teardown(() => open.close());
   for (let n = 0; n < 3; n++) await fleet.publish(fleet.replicas[1]!, 'cy', n);

@@ -1,8 +1,9 @@
 // One subscriber connection per replica, channels subscribed while streams need them and
 // released (debounced) after, and nothing left behind after thousands of streams.
 import t from 'tap';
-import { startFleet, waitOpen } from '../helpers/fleet.js';
+import { fleetEnv, startFleet, waitOpen } from '../helpers/fleet.js';
 import { getJson } from '../helpers/http.js';
+import { startReplica } from '../helpers/replica.js';
 import { openSse, type SseConnection } from '../helpers/sse-client.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -11,8 +12,11 @@ const DEBOUNCE_MS = 300;
 const userChannels = async (cliLines: () => Promise<string[]>): Promise<string[]> =>
   (await cliLines()).filter((channel) => channel.startsWith('sb:{u:')).sort();
 
+// One fleet for the file. Each test leaves no stream open, and the churn test counts only what
+// is left once every channel was released.
+const fleet = await startFleet(t, 3, { UNSUBSCRIBE_DEBOUNCE_MS: String(DEBOUNCE_MS), MAX_CONNECTIONS_PER_USER: '64' });
+
 t.test('one subscriber connection per replica, whatever the number of streams', async (t) => {
-  const fleet = await startFleet(t, 3, { UNSUBSCRIBE_DEBOUNCE_MS: String(DEBOUNCE_MS) });
   const streams: SseConnection[] = [];
   for (let i = 0; i < 90; i++) streams.push(await fleet.stream(fleet.replicas[i % 3]!, `sub-user-${i}`));
   t.teardown(() => streams.forEach((s) => s.close()));
@@ -38,21 +42,20 @@ t.test('one subscriber connection per replica, whatever the number of streams', 
 });
 
 t.test('a stream that reconnects within the debounce keeps its channel subscribed', async (t) => {
-  const fleet = await startFleet(t, 1, { UNSUBSCRIBE_DEBOUNCE_MS: '2000' });
-  const [replica] = fleet.replicas;
-  const first = await waitOpen(await fleet.stream(replica!, 'flappy'), 'first');
+  // Its own replica, with a debounce long enough for a reconnect, on the fleet's Redis.
+  const replica = await startReplica(t, fleetEnv(fleet.redis, { REPLICA_ID: 'r-debounce', UNSUBSCRIBE_DEBOUNCE_MS: '2000' }));
+  const first = await waitOpen(await fleet.stream(replica, 'flappy'), 'first');
   const subscribesBefore = await subscribeCount(fleet.redis.cli.bind(fleet.redis));
   first.close();
-  const second = await waitOpen(await fleet.stream(replica!, 'flappy'), 'second');
+  const second = await waitOpen(await fleet.stream(replica, 'flappy'), 'second');
   t.teardown(() => second.close());
   t.equal(await subscribeCount(fleet.redis.cli.bind(fleet.redis)), subscribesBefore, 'no new SUBSCRIBE for the reconnect');
-  const answer = await fleet.publish(replica!, 'flappy', 'still here');
+  const answer = await fleet.publish(replica, 'flappy', 'still here');
   t.equal(answer.json.receivers, 1);
   await second.waitForEvents(1);
 });
 
 t.test('thousands of opens and closes leave no stream, channel or subscription behind', async (t) => {
-  const fleet = await startFleet(t, 1, { UNSUBSCRIBE_DEBOUNCE_MS: String(DEBOUNCE_MS), MAX_CONNECTIONS_PER_USER: '64' });
   const [replica] = fleet.replicas;
   const token = new Map<string, string>();
   for (let u = 0; u < 50; u++) token.set(`churn-${u}`, await fleet.token(`churn-${u}`));

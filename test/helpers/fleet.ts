@@ -8,14 +8,34 @@ import { postJson, type JsonResponse } from './http.js';
 export const STREAM_TOKEN_SECRET = 'test-stream-secret-0123456789abcdef';
 export const PUBLISH_API_KEY = 'test-publish-key-0123456789abcdef';
 
-export interface Fleet {
+/** What the fleet's calls need of a replica: a process (Replica) or one built in this process. */
+export interface Endpoint {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  readonly replicaId: string;
+}
+
+export interface Fleet<R extends Endpoint = Replica> {
   redis: RedisServer;
-  replicas: Replica[];
+  replicas: R[];
   /** A subscriber token for the user (and topics), minted through a replica's API. */
-  token(userId: string, opts?: { topics?: string[]; ttlSeconds?: number; via?: Replica }): Promise<string>;
+  token(userId: string, opts?: { topics?: string[]; ttlSeconds?: number; via?: Endpoint }): Promise<string>;
   /** Opens GET /stream/:userId on a replica with a fresh token in the query string. */
-  stream(replica: Replica, userId: string, opts?: { topics?: string[]; query?: string } & OpenSseOptions): Promise<SseConnection>;
-  publish(replica: Replica, userId: string, data: unknown, body?: { type?: string; id?: string }): Promise<JsonResponse>;
+  stream(replica: Endpoint, userId: string, opts?: { topics?: string[]; query?: string } & OpenSseOptions): Promise<SseConnection>;
+  publish(replica: Endpoint, userId: string, data: unknown, body?: { type?: string; id?: string }): Promise<JsonResponse>;
+}
+
+/** The env every fleet replica shares: the fleet's Redis and secrets, then the test's own `env`. */
+export function fleetEnv(redis: RedisServer, env: ReplicaEnv = {}): ReplicaEnv {
+  return {
+    REDIS_URL: redis.url,
+    STREAM_TOKEN_SECRET,
+    PUBLISH_API_KEY,
+    // Most e2e tests post unsigned callbacks; the signing tests set CALLBACK_SECRET.
+    ALLOW_UNSIGNED_CALLBACKS: 'true',
+    LOG_LEVEL: 'info',
+    ...env,
+  };
 }
 
 export async function startFleet(
@@ -25,24 +45,16 @@ export async function startFleet(
   redisOptions: StartRedisOptions = {},
 ): Promise<Fleet> {
   const redis = await startRedis(t, redisOptions);
-  const replicas = await startReplicas(t, replicaCount, {
-    REDIS_URL: redis.url,
-    STREAM_TOKEN_SECRET,
-    PUBLISH_API_KEY,
-    // Most e2e tests post unsigned callbacks; the signing tests set CALLBACK_SECRET.
-    ALLOW_UNSIGNED_CALLBACKS: 'true',
-    LOG_LEVEL: 'info',
-    ...env,
-  });
+  const replicas = await startReplicas(t, replicaCount, fleetEnv(redis, env));
   return withFleet(redis, replicas);
 }
 
-export function withFleet(redis: RedisServer, replicas: Replica[]): Fleet {
-  const fleet: Fleet = {
+export function withFleet<R extends Endpoint>(redis: RedisServer, replicas: R[]): Fleet<R> {
+  const fleet: Fleet<R> = {
     redis,
     replicas,
     async token(userId, opts = {}) {
-      const via = opts.via ?? (replicas[0] as Replica);
+      const via = opts.via ?? (replicas[0] as R);
       const answer = await postJson(
         `${via.url}/v1/tokens`,
         { userId, ...(opts.topics ? { topics: opts.topics } : {}), ...(opts.ttlSeconds ? { ttlSeconds: opts.ttlSeconds } : {}) },

@@ -97,12 +97,14 @@ class BreakableBackplane extends MemoryBackplane {
   private readonly back: ((channels?: readonly ChannelName[]) => void)[] = [];
   private readonly deaf = new Set<ChannelName>();
 
-  override onSubscriberLost(handler: (channels?: readonly ChannelName[]) => void): void {
-    this.lost.push(handler);
+  // MemoryBackplane's own methods take no handler (one process never loses its subscriber), so
+  // these overrides must accept being called without one.
+  override onSubscriberLost(handler?: (channels?: readonly ChannelName[]) => void): void {
+    if (handler) this.lost.push(handler);
   }
 
-  override onResubscribed(handler: (channels?: readonly ChannelName[]) => void): void {
-    this.back.push(handler);
+  override onResubscribed(handler?: (channels?: readonly ChannelName[]) => void): void {
+    if (handler) this.back.push(handler);
   }
 
   override onMessage(handler: (message: ChannelMessage) => void): void {
