@@ -9,11 +9,12 @@ import { createClusterConnections } from '../../src/backplane/redis-connections.
 import { userChannel, type ChannelName } from '../../src/backplane/redis-keys.js';
 import { ZERO_POSITION } from '../../src/history/cursor.js';
 import { clusterSettings, startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js';
+import type { TeardownHost } from '../helpers/redis-server.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const silent = pino({ level: 'silent' });
 
-async function backplaneOn(t: Tap.Test, cluster: RedisCluster) {
+async function backplaneOn(t: TeardownHost, cluster: RedisCluster) {
   const connections = createClusterConnections(clusterSettings(cluster), 'topology-test', silent);
   const backplane = new ClusterBackplane(connections, { historyMaxLen: 1000, historyTtlSeconds: 60, replicaId: 'topology-test', probeIntervalMs: 500, logger: silent });
   t.teardown(async () => {
