@@ -163,9 +163,14 @@ t.test('Cluster: one shard\'s subscriber goes deaf; only that shard is detected,
       `channels resubscribed after ${(resubscribedAt - deafenedAt).toFixed(0)} ms; deaf shard's longest delivery gap ${deafGapMs.toFixed(0)} ms; ` +
       `other shards' longest gap ${otherGapMs.toFixed(0)} ms (before deafening: ${baselineMs.toFixed(0)} ms); ${retried} publishes retried`,
   );
-  // Deaf once a probe Redis took is unheard for 3 intervals; checked on each interval's tick, and
-  // the first probe after the deafening is taken up to an interval later.
-  t.ok(detection.unheardMs !== undefined && detection.unheardMs <= PROBE_INTERVAL_MS * 4, 'deaf after 3 probe intervals unheard (checked on the next tick)');
-  t.ok(detectedMs <= PROBE_INTERVAL_MS * 5, 'detected within 5 intervals of the deafening: 3 unheard, up to 1 before the first unheard probe, up to 1 to the next tick');
+  // Deaf once a probe Redis took has been unheard for more than 3 intervals, acted on at the next
+  // probe tick (ticks are an interval apart); the first probe after the deafening goes out at the
+  // next tick. Timers on a loaded 2-core machine run late by up to a few hundred ms.
+  const slackMs = 250;
+  t.ok(
+    detection.unheardMs !== undefined && detection.unheardMs > PROBE_INTERVAL_MS * 3 && detection.unheardMs <= PROBE_INTERVAL_MS * 4 + slackMs,
+    'declared deaf after 3 probe intervals unheard, at the next tick',
+  );
+  t.ok(detectedMs <= PROBE_INTERVAL_MS * 5 + slackMs, 'detected within 5 intervals of the deafening: up to 1 until a probe goes unheard, 3 unheard, up to 1 to the tick');
   t.ok(otherGapMs < 1000, 'the other shards\' streams were never held');
 });
