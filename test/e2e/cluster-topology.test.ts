@@ -4,7 +4,7 @@
 // Meanwhile three replica processes carry streams while events are published through the change:
 // every user gets every accepted event exactly once, in order (a `reset` only where the history
 // read afterwards proves an acknowledged write was lost).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { pino } from 'pino';
 import type { ChannelMessage } from '../../src/backplane/backplane.js';
 import { ClusterBackplane } from '../../src/backplane/cluster-backplane.js';
@@ -58,7 +58,7 @@ interface Traffic {
  * at a steady pace to `pick(seq)`, each retried with its idempotency id until accepted (a 503
  * while a slot moves or fails over is the sender's to retry).
  */
-async function traffic(t: Tap.Test, cluster: RedisCluster, users: string[], pick: (seq: number) => string): Promise<Traffic> {
+async function traffic(t: Test, cluster: RedisCluster, users: string[], pick: (seq: number) => string): Promise<Traffic> {
   const replicas = await startReplicas(t, 3, {
     REDIS_CLUSTER_NODES: cluster.seeds.join(','),
     STREAM_TOKEN_SECRET,
@@ -123,7 +123,7 @@ async function traffic(t: Tap.Test, cluster: RedisCluster, users: string[], pick
 }
 
 /** Every user got every accepted event once, in order; a reset only where history proves a lost write. */
-async function checkDelivery(t: Tap.Test, cluster: RedisCluster, run: Traffic): Promise<void> {
+async function checkDelivery(t: Test, cluster: RedisCluster, run: Traffic): Promise<void> {
   const deduped = (user: string): number[] => [...new Set(run.received.get(user)!.filter((seq) => seq >= 0))];
   await waitFor(() => [...run.accepted].every(([user, seqs]) => deduped(user).length >= seqs.length || run.received.get(user)!.includes(-1)), {
     timeoutMs: 15_000,
