@@ -15,7 +15,10 @@ const SIZES = [100, 1000, 10000];
 const PAYLOADS = { small: { n: 1 }, typical: { status: 'done', correlationId: 'x'.repeat(24), rows: 42, note: 'y'.repeat(120) } };
 
 const port = await new Promise((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const p = s.address().port;
+    s.close(() => resolve(p));
+  });
 });
 const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
 const url = `redis://127.0.0.1:${port}`;
@@ -27,9 +30,18 @@ const logger = pino({ level: 'silent' });
 const rows = [];
 for (const size of SIZES) {
   for (const [kind, data] of Object.entries(PAYLOADS)) {
-    const connections = createRedisConnections({ mode: 'standalone', url, username: undefined, password: undefined, tls: undefined, waitReplicas: 0 }, `mem-${size}-${kind}`, logger);
+    const connections = createRedisConnections(
+      { mode: 'standalone', url, username: undefined, password: undefined, tls: undefined, waitReplicas: 0 },
+      `mem-${size}-${kind}`,
+      logger,
+    );
     const backplane = new RedisBackplane(connections, {
-      historyMaxLen: size, historyTtlSeconds: 3600, replicaId: `mem-${size}-${kind}`, probeIntervalMs: 1000, waitReplicas: 0, logger,
+      historyMaxLen: size,
+      historyTtlSeconds: 3600,
+      replicaId: `mem-${size}-${kind}`,
+      probeIntervalMs: 1000,
+      waitReplicas: 0,
+      logger,
     });
     await backplane.start();
     const channel = userChannel(`mem-${size}-${kind}`);
@@ -40,7 +52,14 @@ for (const size of SIZES) {
     const keys = channelKeys(channel);
     const bytes = Number(await probe.call('MEMORY', 'USAGE', keys.history, 'SAMPLES', '0')) + Number(await probe.call('MEMORY', 'USAGE', keys.meta));
     const length = Number(await probe.xlen(keys.history));
-    rows.push({ historyMaxLen: size, payload: kind, dataBytes: dataJson.length, entriesKept: length, bytesPerChannel: bytes, bytesPerEntry: Math.round(bytes / length) });
+    rows.push({
+      historyMaxLen: size,
+      payload: kind,
+      dataBytes: dataJson.length,
+      entriesKept: length,
+      bytesPerChannel: bytes,
+      bytesPerEntry: Math.round(bytes / length),
+    });
     await backplane.close();
     connections.commands.disconnect();
     connections.subscriber.disconnect();
@@ -56,5 +75,7 @@ if (process.argv.includes('--json')) {
 console.log('| HISTORY_MAX_LEN | event data | entries kept | Redis memory per channel | per entry |');
 console.log('| ---: | --- | ---: | ---: | ---: |');
 for (const r of rows) {
-  console.log(`| ${r.historyMaxLen} | ${r.payload} (${r.dataBytes} B) | ${r.entriesKept} | ${(r.bytesPerChannel / 1024).toFixed(1)} KiB | ${r.bytesPerEntry} B |`);
+  console.log(
+    `| ${r.historyMaxLen} | ${r.payload} (${r.dataBytes} B) | ${r.entriesKept} | ${(r.bytesPerChannel / 1024).toFixed(1)} KiB | ${r.bytesPerEntry} B |`,
+  );
 }

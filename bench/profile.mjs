@@ -18,7 +18,10 @@ import { analyzeCpuProfiles, callersOf } from './lib/cpuprofile.mjs';
 import { perStreamHeap } from './lib/heapsnapshot.mjs';
 import { waitHttpOk } from './lib/procs.mjs';
 
-const list = (dir, ext) => readdirSync(dir).filter((f) => f.endsWith(ext)).map((f) => join(dir, f));
+const list = (dir, ext) =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith(ext))
+    .map((f) => join(dir, f));
 
 /** Writes a heap snapshot of one replica (SIGUSR2) and waits until it is written. */
 async function heapSnapshot(child, port, dir) {
@@ -40,7 +43,8 @@ export async function profile(fleet, { root, logDir, outDir, quick }) {
   const streams = quick ? 3000 : 10000;
 
   const stack = await switchboard.start({
-    logDir, root,
+    logDir,
+    root,
     nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${openDir}`, `--diagnostic-dir=${heapDir}`, '--heapsnapshot-signal=SIGUSR2'],
   });
   let heapBefore;
@@ -104,15 +108,28 @@ async function loadPass(target, fleet, { logDir, root, dir, durationMs, topic })
 }
 
 function render({ streams, open, flow, fanout, rawFlow, rawFanout, heap }) {
-  const rows = (items, n) => items.slice(0, n).map((r) => `| ${r.name.replace(/\|/g, '\\|')} | ${r.pct.toFixed(1)}% | ${r.ms.toFixed(0)} |`).join('\n');
+  const rows = (items, n) =>
+    items
+      .slice(0, n)
+      .map((r) => `| ${r.name.replace(/\|/g, '\\|')} | ${r.pct.toFixed(1)}% | ${r.ms.toFixed(0)} |`)
+      .join('\n');
   const perEvent = (sb, raw, n) => {
     const names = [...new Set([...sb.modules.slice(0, n), ...raw.modules.slice(0, 6)].map((m) => m.name))];
-    const us = (a, name) => { const m = a.modules.find((x) => x.name === name); return m ? ((m.ms * 1000) / Math.max(1, a.delivered)).toFixed(1) : '—'; };
-    return ['| module | Switchboard µs/event | raw Node µs/event |', '| --- | ---: | ---: |',
+    const us = (a, name) => {
+      const m = a.modules.find((x) => x.name === name);
+      return m ? ((m.ms * 1000) / Math.max(1, a.delivered)).toFixed(1) : '—';
+    };
+    return [
+      '| module | Switchboard µs/event | raw Node µs/event |',
+      '| --- | ---: | ---: |',
       `| **all (replicas' busy CPU)** | **${sb.usPerEvent.toFixed(1)}** | **${raw.usPerEvent.toFixed(1)}** |`,
-      ...names.map((name) => `| ${name} | ${us(sb, name)} | ${us(raw, name)} |`)].join('\n');
+      ...names.map((name) => `| ${name} | ${us(sb, name)} | ${us(raw, name)} |`),
+    ].join('\n');
   };
-  const callers = (a) => Object.entries(a.callers).map(([leaf, rs]) => `| ${leaf} | ${rs.map((r) => `${r.name} ${r.pct.toFixed(0)}%`).join('; ')} |`).join('\n');
+  const callers = (a) =>
+    Object.entries(a.callers)
+      .map(([leaf, rs]) => `| ${leaf} | ${rs.map((r) => `${r.name} ${r.pct.toFixed(0)}%`).join('; ')} |`)
+      .join('\n');
   return [
     '## Profile (replicas under --cpu-prof; boot and heap-snapshot samples left out)',
     '',
@@ -130,7 +147,10 @@ function render({ streams, open, flow, fanout, rawFlow, rawFanout, heap }) {
     '',
     '| function | inclusive | ms |',
     '| --- | ---: | ---: |',
-    rows(flow.inclusive.filter((r) => !r.name.startsWith('node:') && !/^\S+ node:/.test(r.name)), 25),
+    rows(
+      flow.inclusive.filter((r) => !r.name.startsWith('node:') && !/^\S+ node:/.test(r.name)),
+      25,
+    ),
     '',
     'Switchboard, targeted — who issues the top native calls (nearest caller outside node internals):',
     '',
@@ -158,12 +178,18 @@ function render({ streams, open, flow, fanout, rawFlow, rawFanout, heap }) {
     '',
     '| function | inclusive | ms |',
     '| --- | ---: | ---: |',
-    rows(open.inclusive.filter((r) => !/^\S+ node:/.test(r.name)), 20),
+    rows(
+      open.inclusive.filter((r) => !/^\S+ node:/.test(r.name)),
+      20,
+    ),
     '',
     `Heap per idle stream (snapshot with ${streams} streams minus snapshot before any): ${(heap.heapBytesPerStream / 1024).toFixed(2)} KiB of JS heap per stream`,
     '',
     '| retained by | bytes per stream | objects per stream |',
     '| --- | ---: | ---: |',
-    heap.top.slice(0, 20).map((r) => `| ${r.name.replace(/\|/g, '\\|').slice(0, 80)} | ${r.bytesPerStream.toFixed(0)} | ${r.objectsPerStream.toFixed(2)} |`).join('\n'),
+    heap.top
+      .slice(0, 20)
+      .map((r) => `| ${r.name.replace(/\|/g, '\\|').slice(0, 80)} | ${r.bytesPerStream.toFixed(0)} | ${r.objectsPerStream.toFixed(2)} |`)
+      .join('\n'),
   ].join('\n');
 }

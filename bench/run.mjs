@@ -36,10 +36,12 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const RESULTS = join(ROOT, 'bench/results');
 let switchboardRoot = ROOT;
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => {
-  const [k, v] = a.replace(/^--/, '').split('=');
-  return [k, v ?? true];
-}));
+const args = Object.fromEntries(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, '').split('=');
+    return [k, v ?? true];
+  }),
+);
 const quick = Boolean(args.quick);
 
 const CONFIG = {
@@ -77,7 +79,9 @@ function build() {
     }
     return { root: ROOT, revision: null };
   }
-  const head = execFileSync('git', ['rev-parse', '--short', args.ref ? String(args.ref) : 'HEAD'], { cwd: ROOT }).toString().trim();
+  const head = execFileSync('git', ['rev-parse', '--short', args.ref ? String(args.ref) : 'HEAD'], { cwd: ROOT })
+    .toString()
+    .trim();
   const dir = join(RESULTS, 'tmp', args.ref ? `ref-${head}` : 'worktree');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -116,7 +120,12 @@ async function runFlow(target, fleet, logDir) {
     out.open = { small: first };
     await sleep(500);
     if (want('latency')) out.latency = await latency(stack, fleet, { ...CONFIG.latency, users: small });
-    if (want('broadcast')) out.broadcastSmall = await broadcast(stack, fleet, { streams: (await fleet.counts()).alive, events: CONFIG.broadcast.events, gapMs: CONFIG.broadcast.gapMs });
+    if (want('broadcast'))
+      out.broadcastSmall = await broadcast(stack, fleet, {
+        streams: (await fleet.counts()).alive,
+        events: CONFIG.broadcast.events,
+        gapMs: CONFIG.broadcast.gapMs,
+      });
     if (want('throughput')) {
       out.throughput = await throughput(stack, fleet, { ...CONFIG.throughput, users: small, loadPids: fleet.pids() });
       const streams = (await fleet.counts()).alive;
@@ -125,7 +134,11 @@ async function runFlow(target, fleet, logDir) {
     if (want('broadcast')) {
       out.open.large = await fleet.open(stack, { from: small, to: large, ports: stack.streamPorts, topic: true, concurrency: CONFIG.openConcurrency });
       await sleep(1000);
-      out.broadcastLarge = await broadcast(stack, fleet, { streams: (await fleet.counts()).alive, events: CONFIG.broadcast.events, gapMs: CONFIG.broadcast.gapMs * 2 });
+      out.broadcastLarge = await broadcast(stack, fleet, {
+        streams: (await fleet.counts()).alive,
+        events: CONFIG.broadcast.events,
+        gapMs: CONFIG.broadcast.gapMs * 2,
+      });
       out.broadcastLarge.expectedStreams = large;
     }
     out.alive = (await fleet.counts()).alive;
@@ -151,8 +164,24 @@ async function main() {
     cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`,
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     loadAverageAtStart: loadavg().map((x) => Number(x.toFixed(2))),
-    gitRevision: built.revision ?? (() => { try { return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim(); } catch { return null; } })(),
-    gitDirty: args.ref ? false : (() => { try { return execFileSync('git', ['status', '--porcelain', 'src'], { cwd: ROOT }).toString().trim().length > 0; } catch { return null; } })(),
+    gitRevision:
+      built.revision ??
+      (() => {
+        try {
+          return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim();
+        } catch {
+          return null;
+        }
+      })(),
+    gitDirty: args.ref
+      ? false
+      : (() => {
+          try {
+            return execFileSync('git', ['status', '--porcelain', 'src'], { cwd: ROOT }).toString().trim().length > 0;
+          } catch {
+            return null;
+          }
+        })(),
     quick,
     args,
   };
@@ -162,7 +191,13 @@ async function main() {
     // interleave with the first one's and the machine's noise falls on both alike.
     const dir = resolve(String(args.compare));
     const sb = TARGETS.find((t) => t.name === 'switchboard');
-    targets.splice(1, 0, { ...sb, name: 'switchboard-b', label: `Switchboard B (${dir.split('/').pop()})`, start: (opts) => sb.start({ ...opts, root: dir }), missing: () => undefined });
+    targets.splice(1, 0, {
+      ...sb,
+      name: 'switchboard-b',
+      label: `Switchboard B (${dir.split('/').pop()})`,
+      start: (opts) => sb.start({ ...opts, root: dir }),
+      missing: () => undefined,
+    });
   }
   const availability = Object.fromEntries(targets.map((t) => [t.name, { label: t.label, unavailable: t.missing() ?? null }]));
   for (const [name, a] of Object.entries(availability)) if (a.unavailable) log(`${name}: NOT RUN — ${a.unavailable}`);

@@ -24,10 +24,12 @@ import { waitForEvents } from './scenarios/util.mjs';
 import { TARGETS } from './targets/index.mjs';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const args = Object.fromEntries(process.argv.slice(2).map((a) => {
-  const [k, v] = a.replace(/^--/, '').split('=');
-  return [k, v ?? true];
-}));
+const args = Object.fromEntries(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, '').split('=');
+    return [k, v ?? true];
+  }),
+);
 const targetName = String(args.target ?? 'switchboard');
 const target = TARGETS.find((t) => t.name === targetName);
 if (target === undefined) throw new Error(`unknown target ${targetName}`);
@@ -64,7 +66,10 @@ async function once(fleet, run) {
     await fleet.open(stack, { from: 0, to: USERS, ports: stack.streamPorts, topic: true, concurrency: 64 });
     if (warmupMs > 0) await fleet.publisher.call('closed', { concurrency: IN_FLIGHT, durationMs: warmupMs, users: USERS });
     await waitForEvents(fleet, (await fleet.counts()).events, { quietMs: 500 });
-    sampler = sample(stack.children.map((c) => c.pid), join(outDir, `${targetName}-${run}`));
+    sampler = sample(
+      stack.children.map((c) => c.pid),
+      join(outDir, `${targetName}-${run}`),
+    );
     if (sampler !== undefined) await sleep(500);
     const cpu0 = sumCpu(stack.serverPids());
     const t0 = performance.now();
@@ -88,10 +93,14 @@ try {
   for (let run = 1; run <= runs; run++) {
     const r = await once(fleet, run);
     results.push(r);
-    console.log(`${targetName} run ${run}: ${Math.round(r.perCpuSecond)} delivered events per server CPU-second (${Math.round(r.perSecond)}/s, ${r.delivered} events)`);
+    console.log(
+      `${targetName} run ${run}: ${Math.round(r.perCpuSecond)} delivered events per server CPU-second (${Math.round(r.perSecond)}/s, ${r.delivered} events)`,
+    );
   }
   const { median, min, max } = summary(results.map((r) => r.perCpuSecond));
-  console.log(`${targetName}: median ${Math.round(median)} [${Math.round(min)}–${Math.round(max)}] per CPU-second over ${runs} runs (warm-up ${warmupMs} ms, window ${windowMs} ms)`);
+  console.log(
+    `${targetName}: median ${Math.round(median)} [${Math.round(min)}–${Math.round(max)}] per CPU-second over ${runs} runs (warm-up ${warmupMs} ms, window ${windowMs} ms)`,
+  );
 } finally {
   await fleet.exit();
 }

@@ -72,7 +72,10 @@ async function startRedis() {
   for (let i = 0; i < 200; i++) {
     const pong = await new Promise((resolve) => {
       const socket = connect({ host: '127.0.0.1', port }, () => socket.write('PING\r\n'));
-      socket.once('data', (d) => { socket.destroy(); resolve(d.toString().startsWith('+PONG')); });
+      socket.once('data', (d) => {
+        socket.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
       socket.once('error', () => resolve(false));
     });
     if (pong) return `redis://127.0.0.1:${port}`;
@@ -93,10 +96,24 @@ async function startReplica(mode, redisUrl, replicaId) {
 }
 
 async function startReplicaOnce(mode, redisUrl, replicaId) {
-  const env = { ...process.env, REDIS_URL: redisUrl, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: API_KEY, ALLOW_UNSIGNED_CALLBACKS: 'true', PORT: '0', HOST: '127.0.0.1', REPLICA_ID: replicaId };
+  const env = {
+    ...process.env,
+    REDIS_URL: redisUrl,
+    STREAM_TOKEN_SECRET: SECRET,
+    PUBLISH_API_KEY: API_KEY,
+    ALLOW_UNSIGNED_CALLBACKS: 'true',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    REPLICA_ID: replicaId,
+  };
   for (const key of Object.keys(env)) if (key.startsWith('OTEL_')) delete env[key];
   if (mode === 'on') {
-    Object.assign(env, { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_BSP_SCHEDULE_DELAY: '500' });
+    Object.assign(env, {
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl,
+      OTEL_BSP_SCHEDULE_DELAY: '500',
+    });
   }
   // Ready once /readyz answers 200; stdout (the logs, at the default level) goes to /dev/null.
   const port = await freePort();
@@ -108,7 +125,10 @@ async function startReplicaOnce(mode, redisUrl, replicaId) {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`replica ${replicaId} (${mode}) exited: ${stderr}`);
-    const status = await request({ port, path: '/readyz', method: 'GET' }).then((r) => r.status, () => 0);
+    const status = await request({ port, path: '/readyz', method: 'GET' }).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (status === 200) return { child, port };
     await sleep(50);
   }
@@ -147,33 +167,44 @@ function token(userId) {
 async function openStreams(port, prefix) {
   let received = 0;
   const sockets = [];
-  await Promise.all(Array.from({ length: STREAMS }, (_, i) => new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: `/stream/${prefix}${i}?token=${token(`${prefix}${i}`)}`, agent: false }, (res) => {
-      if (res.statusCode !== 200) reject(new Error(`stream ${i}: ${res.statusCode}`));
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => {
-        if (chunk.includes(': connected')) resolve();
-        received += chunk.split('\ndata: ').length - 1;
-      });
-    });
-    req.on('error', reject);
-    sockets.push(req);
-  })));
+  await Promise.all(
+    Array.from(
+      { length: STREAMS },
+      (_, i) =>
+        new Promise((resolve, reject) => {
+          const req = http.get({ host: '127.0.0.1', port, path: `/stream/${prefix}${i}?token=${token(`${prefix}${i}`)}`, agent: false }, (res) => {
+            if (res.statusCode !== 200) reject(new Error(`stream ${i}: ${res.statusCode}`));
+            res.setEncoding('utf8');
+            res.on('data', (chunk) => {
+              if (chunk.includes(': connected')) resolve();
+              received += chunk.split('\ndata: ').length - 1;
+            });
+          });
+          req.on('error', reject);
+          sockets.push(req);
+        }),
+    ),
+  );
   return { received: () => received, close: () => sockets.forEach((req) => req.destroy()) };
 }
 
 async function publishAll(port, prefix, count) {
   let next = 0;
   const body = (seq) => JSON.stringify({ data: { s: seq, note: 'a typical small event payload' } });
-  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-    for (let seq = next++; seq < count; seq = next++) {
-      const answer = await request({
-        port, method: 'POST', path: `/v1/users/${prefix}${seq % STREAMS}/events`, body: body(seq),
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
-      });
-      if (answer.status !== 202) throw new Error(`publish ${seq}: ${answer.status} ${answer.text}`);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      for (let seq = next++; seq < count; seq = next++) {
+        const answer = await request({
+          port,
+          method: 'POST',
+          path: `/v1/users/${prefix}${seq % STREAMS}/events`,
+          body: body(seq),
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+        });
+        if (answer.status !== 202) throw new Error(`publish ${seq}: ${answer.status} ${answer.text}`);
+      }
+    }),
+  );
 }
 
 async function until(condition, timeoutMs, label) {
@@ -229,23 +260,38 @@ for (let round = 1; round <= ROUNDS; round++) {
   for (const mode of round % 2 === 1 ? MODES : [...MODES].reverse()) {
     const result = await run(mode, redisUrl, round);
     results[mode].push(result);
-    console.error(`round ${round} ${mode}: ${result.eventsPerSecond.toFixed(0)} events/s, ${result.cpuSeconds.toFixed(2)} CPU s, ${result.spansPerEvent.toFixed(2)} spans/event`);
+    console.error(
+      `round ${round} ${mode}: ${result.eventsPerSecond.toFixed(0)} events/s, ${result.cpuSeconds.toFixed(2)} CPU s, ${result.spansPerEvent.toFixed(2)} spans/event`,
+    );
   }
 }
 
-const summary = Object.fromEntries(MODES.map((mode) => [mode, {
-  eventsPerSecond: median(results[mode].map((r) => r.eventsPerSecond)),
-  cpuSeconds: median(results[mode].map((r) => r.cpuSeconds)),
-  spansPerEvent: median(results[mode].map((r) => r.spansPerEvent)),
-}]));
-console.log(`\n${EVENTS} events per run, ${STREAMS} streams on B, ${IN_FLIGHT} publishes in flight to A; median of ${ROUNDS} rounds; load average ${loadBefore} before, ${loadavg()[0].toFixed(1)} after\n`);
+const summary = Object.fromEntries(
+  MODES.map((mode) => [
+    mode,
+    {
+      eventsPerSecond: median(results[mode].map((r) => r.eventsPerSecond)),
+      cpuSeconds: median(results[mode].map((r) => r.cpuSeconds)),
+      spansPerEvent: median(results[mode].map((r) => r.spansPerEvent)),
+    },
+  ]),
+);
+console.log(
+  `\n${EVENTS} events per run, ${STREAMS} streams on B, ${IN_FLIGHT} publishes in flight to A; median of ${ROUNDS} rounds; load average ${loadBefore} before, ${loadavg()[0].toFixed(1)} after\n`,
+);
 console.log('| mode | events/s | CPU s (A+B) | CPU ms per 1000 events | spans exported per event |');
 console.log('| --- | ---: | ---: | ---: | ---: |');
 for (const mode of MODES) {
   const s = summary[mode];
-  console.log(`| ${mode} | ${s.eventsPerSecond.toFixed(0)} | ${s.cpuSeconds.toFixed(2)} | ${((s.cpuSeconds / EVENTS) * 1e6).toFixed(0)} | ${s.spansPerEvent.toFixed(2)} |`);
+  console.log(
+    `| ${mode} | ${s.eventsPerSecond.toFixed(0)} | ${s.cpuSeconds.toFixed(2)} | ${((s.cpuSeconds / EVENTS) * 1e6).toFixed(0)} | ${s.spansPerEvent.toFixed(2)} |`,
+  );
 }
 const ratio = (x, y) => (x / y).toFixed(3);
-console.log(`\ntracing on / off:  events/s ×${ratio(summary.on.eventsPerSecond, summary.off.eventsPerSecond)}, CPU s ×${ratio(summary.on.cpuSeconds, summary.off.cpuSeconds)}`);
-console.log(`off / bare (the preload with no exporter):  events/s ×${ratio(summary.off.eventsPerSecond, summary.bare.eventsPerSecond)}, CPU s ×${ratio(summary.off.cpuSeconds, summary.bare.cpuSeconds)}`);
+console.log(
+  `\ntracing on / off:  events/s ×${ratio(summary.on.eventsPerSecond, summary.off.eventsPerSecond)}, CPU s ×${ratio(summary.on.cpuSeconds, summary.off.cpuSeconds)}`,
+);
+console.log(
+  `off / bare (the preload with no exporter):  events/s ×${ratio(summary.off.eventsPerSecond, summary.bare.eventsPerSecond)}, CPU s ×${ratio(summary.off.cpuSeconds, summary.bare.cpuSeconds)}`,
+);
 process.exit(0);

@@ -191,21 +191,44 @@ function render() {
   $('disconnect').disabled = state.source === undefined;
   $('start-job').disabled = state.source === undefined;
   $('user').disabled = state.source !== undefined;
-  renderRows('connections', 5, [...state.connections].reverse().map((c) => [
-    `#${c.n}`, c.replica ?? '…', c.openedAt, c.resumedAfter ? shortId(c.resumedAfter) : 'new stream', c.endedAt ?? 'open',
-  ]));
-  renderRows('jobs', 6, [...state.jobs.values()].reverse().flatMap((job) => job.callbacks.length === 0
-    ? [[jobName(job), job.registeredBy ?? '…', '–', '–', '–', '–']]
-    : [...job.callbacks].reverse().map((callback) => [
-      jobName(job), job.registeredBy ?? '…', `${callback.step ?? '?'}`, callback.status, callback.takenBy ?? '…', streamName(callback.connection),
-    ])));
-  $('log').replaceChildren(...state.log.map(({ time, kind, connection, id, what }) => el('li', '', [
-    el('span', 'muted', time),
-    el('span', `kind kind-${kind}`, kind),
-    el('span', 'muted', streamName(connection)),
-    el('code', 'muted', id ? shortId(id) : ''),
-    el('span', 'what', what),
-  ])));
+  renderRows(
+    'connections',
+    5,
+    [...state.connections]
+      .reverse()
+      .map((c) => [`#${c.n}`, c.replica ?? '…', c.openedAt, c.resumedAfter ? shortId(c.resumedAfter) : 'new stream', c.endedAt ?? 'open']),
+  );
+  renderRows(
+    'jobs',
+    6,
+    [...state.jobs.values()]
+      .reverse()
+      .flatMap((job) =>
+        job.callbacks.length === 0
+          ? [[jobName(job), job.registeredBy ?? '…', '–', '–', '–', '–']]
+          : [...job.callbacks]
+              .reverse()
+              .map((callback) => [
+                jobName(job),
+                job.registeredBy ?? '…',
+                `${callback.step ?? '?'}`,
+                callback.status,
+                callback.takenBy ?? '…',
+                streamName(callback.connection),
+              ]),
+      ),
+  );
+  $('log').replaceChildren(
+    ...state.log.map(({ time, kind, connection, id, what }) =>
+      el('li', '', [
+        el('span', 'muted', time),
+        el('span', `kind kind-${kind}`, kind),
+        el('span', 'muted', streamName(connection)),
+        el('code', 'muted', id ? shortId(id) : ''),
+        el('span', 'what', what),
+      ]),
+    ),
+  );
 }
 
 /** Fills a table body with one row per array of cell texts, or a placeholder row. */
@@ -217,7 +240,15 @@ function renderRows(tbodyId, columns, rows) {
     body.replaceChildren(el('tr', 'empty', [placeholder]));
     return;
   }
-  body.replaceChildren(...rows.map((cells) => el('tr', '', cells.map((text) => el('td', '', text)))));
+  body.replaceChildren(
+    ...rows.map((cells) =>
+      el(
+        'tr',
+        '',
+        cells.map((text) => el('td', '', text)),
+      ),
+    ),
+  );
 }
 
 /** Stream connections are numbered; the replica holding each is shown once located. */
@@ -281,7 +312,9 @@ $('start-job').addEventListener('click', () => void startJob());
 // without it, and then lacks the helper endpoints: say so instead of failing on click.
 call('GET', '/demo/streams/probe').then(({ status }) => {
   if (status === 404) {
-    notice('Demo mode is off on a replica behind this balancer (DEMO_MODE=true turns it on): it does not hand out tokens without a key. Run `npm run demo` or `docker compose up` to try the demo.');
+    notice(
+      'Demo mode is off on a replica behind this balancer (DEMO_MODE=true turns it on): it does not hand out tokens without a key. Run `npm run demo` or `docker compose up` to try the demo.',
+    );
     $('connect').disabled = true;
   }
 });

@@ -142,7 +142,12 @@ async function main() {
     );
     process.exit(1);
   }
-  const wanted = [['DEMO_PORT', ports.http], ['DEMO_REDIS_PORT', ports.redis], ['DEMO_WORKER_PORT', ports.worker], ...ports.replicas.map((port) => ['DEMO_REPLICA_PORTS', port])];
+  const wanted = [
+    ['DEMO_PORT', ports.http],
+    ['DEMO_REDIS_PORT', ports.redis],
+    ['DEMO_WORKER_PORT', ports.worker],
+    ...ports.replicas.map((port) => ['DEMO_REPLICA_PORTS', port]),
+  ];
   for (const [variable, port] of wanted) {
     if (!(await isFree(port))) throw new Error(`port ${port} is taken: set ${variable} to free port(s)`);
   }

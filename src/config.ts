@@ -120,7 +120,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const publishApiKeyRaw = secretOrGenerate('PUBLISH_API_KEY');
   if (parsed.PUBLISH_API_KEY === undefined) generated.publishApiKey = publishApiKeyRaw;
 
-  const publishApiKeys = publishApiKeyRaw.split(',').map((k) => k.trim()).filter((k) => k.length > 0);
+  const publishApiKeys = publishApiKeyRaw
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k.length > 0);
   if (publishApiKeys.some((k) => k.length < 16)) {
     throw new ConfigError('PUBLISH_API_KEY: every comma-separated key must be at least 16 characters');
   }
@@ -151,7 +154,11 @@ function toConfig(
     host: parsed.HOST,
     /** Where Redis is and how to reach it; undefined runs the in-process backplane (one replica). */
     redis: derived.redis,
-    replicaId: parsed.REPLICA_ID ?? `${hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 48)}-${process.pid}`,
+    replicaId:
+      parsed.REPLICA_ID ??
+      `${hostname()
+        .replace(/[^A-Za-z0-9._:-]/g, '-')
+        .slice(0, 48)}-${process.pid}`,
     streamTokenSecret: derived.streamTokenSecret,
     /** Several keys are accepted at once so a key can be rotated without downtime. */
     publishApiKeys: derived.publishApiKeys,
@@ -224,7 +231,9 @@ export interface HostPort {
  */
 function redisSettings(parsed: Env): RedisSettings | undefined {
   const modes = (['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const).filter((name) => parsed[name] !== undefined);
-  const authAndTls = (['REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'REDIS_TLS_CA_FILE'] as const).filter((name) => parsed[name] !== undefined);
+  const authAndTls = (['REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'REDIS_TLS_CA_FILE'] as const).filter(
+    (name) => parsed[name] !== undefined,
+  );
   if (modes.length > 1) throw new ConfigError(`set exactly one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES (got ${modes.join(' and ')})`);
   if (parsed.REDIS_SENTINEL_NAME !== undefined && parsed.REDIS_SENTINELS === undefined) {
     throw new ConfigError('REDIS_SENTINEL_NAME is set without REDIS_SENTINELS');
@@ -252,11 +261,19 @@ function redisSettings(parsed: Env): RedisSettings | undefined {
   if (parsed.REDIS_URL !== undefined) return { mode: 'standalone', url: parsed.REDIS_URL, ...common };
   if (parsed.REDIS_SENTINELS !== undefined) {
     if (parsed.REDIS_SENTINEL_NAME === undefined) throw new ConfigError('REDIS_SENTINELS needs REDIS_SENTINEL_NAME (the master name the sentinels monitor)');
-    return { mode: 'sentinel', sentinels: hostPorts(parsed.REDIS_SENTINELS), name: parsed.REDIS_SENTINEL_NAME, sentinelPassword: parsed.REDIS_SENTINEL_PASSWORD, ...common };
+    return {
+      mode: 'sentinel',
+      sentinels: hostPorts(parsed.REDIS_SENTINELS),
+      name: parsed.REDIS_SENTINEL_NAME,
+      sentinelPassword: parsed.REDIS_SENTINEL_PASSWORD,
+      ...common,
+    };
   }
   if (common.waitReplicas > 0) {
     // WAIT counts one connection's writes on one master; a Cluster spreads them over many.
-    throw new ConfigError('REDIS_WAIT_REPLICAS is not supported with REDIS_CLUSTER_NODES yet; use REDIS_URL or REDIS_SENTINELS for acknowledged-by-replica publishes');
+    throw new ConfigError(
+      'REDIS_WAIT_REPLICAS is not supported with REDIS_CLUSTER_NODES yet; use REDIS_URL or REDIS_SENTINELS for acknowledged-by-replica publishes',
+    );
   }
   return { mode: 'cluster', nodes: hostPorts(parsed.REDIS_CLUSTER_NODES as string), ...common };
 }
@@ -275,7 +292,10 @@ function hostPorts(list: string): HostPort[] {
  */
 function parseCorsOrigins(raw: string | undefined): '*' | readonly string[] | undefined {
   if (raw === undefined) return undefined;
-  const entries = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0);
+  const entries = raw
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
   if (entries.length === 1 && entries[0] === '*') return '*';
   if (entries.length === 0 || entries.includes('*')) throw new ConfigError('CORS_ORIGINS: either `*` alone or a comma-separated list of origins');
   for (const entry of entries) {
@@ -303,7 +323,11 @@ const MIN_CALLBACK_SECRET_CHARS = 16;
  */
 function parseCallbackSecrets(value: string | undefined): string[] {
   if (value === undefined) return [];
-  const secrets = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map((s) => s.replace(/^whsec_/, ''));
+  const secrets = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map((s) => s.replace(/^whsec_/, ''));
   // Round-tripping refuses what Buffer would decode leniently (bad characters, missing padding).
   const valid = (s: string): boolean => s.length >= MIN_CALLBACK_SECRET_CHARS && Buffer.from(s, 'base64').toString('base64') === s;
   if (secrets.length === 0 || !secrets.every(valid)) {
@@ -330,15 +354,13 @@ function parseTrustProxy(value: string): TrustProxy {
   if (text === 'true') return true;
   if (/^\d+$/.test(text)) {
     throw new ConfigError(
-      'TRUST_PROXY: a hop count cannot tell a proxy from a client that reaches the replica directly; list the proxies\' addresses or CIDR ranges (or loopback, linklocal, uniquelocal), or use true or false',
+      "TRUST_PROXY: a hop count cannot tell a proxy from a client that reaches the replica directly; list the proxies' addresses or CIDR ranges (or loopback, linklocal, uniquelocal), or use true or false",
     );
   }
   const entries = text.split(',').map((entry) => entry.trim());
   const bad = entries.find((entry) => !isProxyAddress(entry));
   if (bad !== undefined) {
-    throw new ConfigError(
-      `TRUST_PROXY: "${bad}" is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal (or use true or false)`,
-    );
+    throw new ConfigError(`TRUST_PROXY: "${bad}" is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal (or use true or false)`);
   }
   return entries;
 }

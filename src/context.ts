@@ -14,13 +14,7 @@ import type { Metrics } from './telemetry/metrics.js';
  * What routes are given: the app type and the replica's shared parts. Its own module, so routes
  * depend on these types and not on app.ts, which imports the routes.
  */
-export type App = FastifyInstance<
-  RawServerDefault,
-  RawRequestDefaultExpression,
-  RawReplyDefaultExpression,
-  FastifyBaseLogger,
-  TypeBoxTypeProvider
->;
+export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
 
 /** What the routes share; built once per replica in buildApp. */
 export interface RouteContext {
@@ -40,4 +34,3 @@ export interface Lifecycle {
   /** Set on SIGTERM: readiness fails and new streams are sent elsewhere. */
   draining: boolean;
 }
-

@@ -13,11 +13,14 @@ const SECRET_QUERY_NAMES = new Set(['token', 'access_token']);
 export function redactUrl(url: string): string {
   const start = url.indexOf('?');
   if (start === -1) return url;
-  const pairs = url.slice(start + 1).split('&').map((pair) => {
-    const eq = pair.indexOf('=');
-    const name = eq === -1 ? pair : pair.slice(0, eq);
-    return SECRET_QUERY_NAMES.has(decodeName(name).toLowerCase()) ? `${name}=[redacted]` : pair;
-  });
+  const pairs = url
+    .slice(start + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq === -1 ? pair : pair.slice(0, eq);
+      return SECRET_QUERY_NAMES.has(decodeName(name).toLowerCase()) ? `${name}=[redacted]` : pair;
+    });
   return `${url.slice(0, start)}?${pairs.join('&')}`;
 }
 

@@ -31,7 +31,9 @@ async function main(): Promise<void> {
     app.log.warn('no REDIS_URL: running on the in-process backplane, which serves ONE replica only');
   }
   if (config.allowUnsignedCallbacks && config.callbackSecrets.length === 0) {
-    app.log.warn('ALLOW_UNSIGNED_CALLBACKS=true and no CALLBACK_SECRET: callbacks are unsigned, anyone who knows a correlation id (the job\'s user too) can post to its job');
+    app.log.warn(
+      "ALLOW_UNSIGNED_CALLBACKS=true and no CALLBACK_SECRET: callbacks are unsigned, anyone who knows a correlation id (the job's user too) can post to its job",
+    );
   }
   printQuickstart(loaded, port);
 

@@ -28,7 +28,13 @@ function keyOf(frame) {
 function excluded(node, byId, parent) {
   for (let id = node.id; id !== undefined; id = parent.get(id)) {
     const f = byId.get(id).callFrame;
-    if (f.functionName === 'doWriteHeapSnapshot' || f.url.startsWith('node:internal/modules/') || f.url.startsWith('node:internal/process/pre_execution') || f.url.startsWith('node:internal/main/')) return true;
+    if (
+      f.functionName === 'doWriteHeapSnapshot' ||
+      f.url.startsWith('node:internal/modules/') ||
+      f.url.startsWith('node:internal/process/pre_execution') ||
+      f.url.startsWith('node:internal/main/')
+    )
+      return true;
   }
   return false;
 }
@@ -65,7 +71,10 @@ export function callersOf(files, leaf, top = 10, window) {
       out.set(k, (out.get(k) ?? 0) + dt);
     });
   }
-  return [...out].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, us]) => ({ name, ms: us / 1000, pct: (100 * us) / all }));
+  return [...out]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([name, us]) => ({ name, ms: us / 1000, pct: (100 * us) / all }));
 }
 
 /**
@@ -115,6 +124,17 @@ export function analyzeCpuProfiles(files, top = 25, window) {
       }
     }
   }
-  const rank = (map) => [...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, us]) => ({ name, ms: us / 1000, pct: (100 * us) / busyUs }));
-  return { busyMs: busyUs / 1000, totalMs: totalUs / 1000, excludedMs: excludedUs / 1000, self: rank(self), inclusive: rank(inclusive), modules: rank(modules) };
+  const rank = (map) =>
+    [...map]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, us]) => ({ name, ms: us / 1000, pct: (100 * us) / busyUs }));
+  return {
+    busyMs: busyUs / 1000,
+    totalMs: totalUs / 1000,
+    excludedMs: excludedUs / 1000,
+    self: rank(self),
+    inclusive: rank(inclusive),
+    modules: rank(modules),
+  };
 }

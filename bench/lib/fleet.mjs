@@ -48,9 +48,21 @@ export class Fleet {
   /** Opens streams u<from>..u<to-1> (stream i on ports[i % ports.length]); resolves with totals. */
   async open(target, { from, to, ports, topic, concurrency = 64 }) {
     const started = performance.now();
-    const parts = await Promise.all(this.clients.map((c, k) => c.call('open', {
-      system: target.system, ctx: target.ctx, ports, from, to, stride: this.clients.length, offset: k, topic, concurrency,
-    })));
+    const parts = await Promise.all(
+      this.clients.map((c, k) =>
+        c.call('open', {
+          system: target.system,
+          ctx: target.ctx,
+          ports,
+          from,
+          to,
+          stride: this.clients.length,
+          offset: k,
+          topic,
+          concurrency,
+        }),
+      ),
+    );
     return {
       opened: parts.reduce((a, p) => a + p.opened, 0),
       failed: parts.reduce((a, p) => a + p.failed, 0),

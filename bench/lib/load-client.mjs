@@ -140,9 +140,7 @@ function sourcePort() {
 
 function openOne(port, path) {
   return new Promise((resolve) => {
-    const socket = connect(SOURCE_IP
-      ? { host: '127.0.0.1', port, localAddress: SOURCE_IP, localPort: sourcePort() }
-      : { host: '127.0.0.1', port });
+    const socket = connect(SOURCE_IP ? { host: '127.0.0.1', port, localAddress: SOURCE_IP, localPort: sourcePort() } : { host: '127.0.0.1', port });
     socket.setEncoding('latin1');
     let settled = false;
     const stream = new Stream(socket, (ok) => {

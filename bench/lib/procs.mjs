@@ -14,10 +14,18 @@ export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().tr
 
 function killAll(signal = 'SIGKILL') {
   for (const pid of groups) {
-    try { process.kill(-pid, signal); } catch { /* already gone */ }
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      /* already gone */
+    }
   }
   for (const child of ipcChildren) {
-    try { child.kill(signal); } catch { /* already gone */ }
+    try {
+      child.kill(signal);
+    } catch {
+      /* already gone */
+    }
   }
 }
 
@@ -66,13 +74,25 @@ export function spawnServer(command, args, { env, cwd, log } = {}) {
 export async function stopServer(child, graceMs = 3000) {
   if (child.exitCode !== null || child.signalCode !== null) {
     // The leader is gone; its group may not be (daemons that forked).
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
     groups.delete(child.pid);
     return;
   }
-  try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ }
+  try {
+    process.kill(-child.pid, 'SIGTERM');
+  } catch {
+    /* gone */
+  }
   const done = await Promise.race([child.exitedPromise.then(() => true), sleep(graceMs).then(() => false)]);
-  try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
   if (!done) await child.exitedPromise;
   groups.delete(child.pid);
 }
@@ -103,7 +123,10 @@ export async function waitForPort(port, timeoutMs = 15000, child) {
     if (child && child.exitCode !== null) throw new Error(`process exited (code ${child.exitCode}) before listening on ${port}`);
     const ok = await new Promise((resolve) => {
       const s = connect({ host: '127.0.0.1', port });
-      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) return;
@@ -121,7 +144,9 @@ export function processTree(rootPid) {
       const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       parentOf.set(Number(entry), Number(fields[1]));
-    } catch { /* exited meanwhile */ }
+    } catch {
+      /* exited meanwhile */
+    }
   }
   const out = [rootPid];
   for (let i = 0; i < out.length; i++) {
@@ -182,9 +207,15 @@ export async function waitHttpOk(port, path, timeoutMs = 20000, child) {
   while (Date.now() < deadline) {
     if (child && child.exitCode !== null) throw new Error(`process exited (code ${child.exitCode}) before ${path} was ready`);
     const status = await new Promise((resolve) => {
-      const req = get({ host: '127.0.0.1', port, path, agent: false }, (res) => { res.resume(); resolve(res.statusCode); });
+      const req = get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      });
       req.on('error', () => resolve(0));
-      req.setTimeout(1000, () => { req.destroy(); resolve(0); });
+      req.setTimeout(1000, () => {
+        req.destroy();
+        resolve(0);
+      });
     });
     if (status === 200) return;
     await sleep(100);

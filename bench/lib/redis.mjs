@@ -7,10 +7,11 @@ import { freePort, spawnServer, stopServer } from './procs.mjs';
 
 export async function startRedis(logPath) {
   const port = await freePort();
-  const child = spawnServer('redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--maxclients', '10000', '--protected-mode', 'no',
-  ], { log: logPath ? openSync(logPath, 'a') : undefined });
+  const child = spawnServer(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxclients', '10000', '--protected-mode', 'no'],
+    { log: logPath ? openSync(logPath, 'a') : undefined },
+  );
   await waitForPong(port, child);
   return { port, url: `redis://127.0.0.1:${port}`, pid: child.pid, stop: () => stopServer(child) };
 }
@@ -22,7 +23,10 @@ async function waitForPong(port, child) {
     const ok = await new Promise((resolve) => {
       const s = connect({ host: '127.0.0.1', port });
       s.once('connect', () => s.write('PING\r\n'));
-      s.once('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
+      s.once('data', (d) => {
+        s.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) return;

@@ -16,8 +16,24 @@ function figures(config) {
     list.push({ key: `A.kib.${n}`, label: `A: KiB per idle stream at ${k(n)}`, unit: 'KiB', better: 'lower', get: (r) => idleAt(i)(r)?.kibPerStream });
   });
   list.push(
-    { key: 'A.open', label: `A: time to open ${k(steps.at(-1))} streams`, unit: 's', better: 'lower', get: (r) => (idleAt(steps.length - 1)(r)?.openMs ?? NaN) / 1000 },
-    { key: 'A.ratio', label: `A: streams open at ${k(steps.at(-1))} (ratio)`, unit: '', better: 'higher', ratio: true, get: (r) => { const p = idleAt(steps.length - 1)(r); return p ? p.alive / p.streams : null; } },
+    {
+      key: 'A.open',
+      label: `A: time to open ${k(steps.at(-1))} streams`,
+      unit: 's',
+      better: 'lower',
+      get: (r) => (idleAt(steps.length - 1)(r)?.openMs ?? NaN) / 1000,
+    },
+    {
+      key: 'A.ratio',
+      label: `A: streams open at ${k(steps.at(-1))} (ratio)`,
+      unit: '',
+      better: 'higher',
+      ratio: true,
+      get: (r) => {
+        const p = idleAt(steps.length - 1)(r);
+        return p ? p.alive / p.streams : null;
+      },
+    },
   );
   for (const rate of config.latency.rates) {
     list.push(
@@ -29,18 +45,83 @@ function figures(config) {
     );
   }
   list.push(
-    { key: 'C.small', label: `C: broadcast to ${k(small)}, time to last (p50)`, unit: 'ms', better: 'lower', get: (r) => r.flow?.broadcastSmall?.timeToLastMs?.median },
-    { key: 'C.small.ratio', label: `C: delivery ratio, ${k(small)}`, unit: '', better: 'higher', ratio: true, get: (r) => r.flow?.broadcastSmall?.deliveryRatio },
-    { key: 'C.large', label: `C: broadcast to ${k(large)}, time to last (p50)`, unit: 'ms', better: 'lower', get: (r) => r.flow?.broadcastLarge?.timeToLastMs?.median },
-    { key: 'C.large.ratio', label: `C: delivery ratio, ${k(large)}`, unit: '', better: 'higher', ratio: true, get: (r) => (r.flow?.broadcastLarge ? r.flow.broadcastLarge.deliveryRatio * (r.flow.broadcastLarge.streams / r.flow.broadcastLarge.expectedStreams) : null) },
+    {
+      key: 'C.small',
+      label: `C: broadcast to ${k(small)}, time to last (p50)`,
+      unit: 'ms',
+      better: 'lower',
+      get: (r) => r.flow?.broadcastSmall?.timeToLastMs?.median,
+    },
+    {
+      key: 'C.small.ratio',
+      label: `C: delivery ratio, ${k(small)}`,
+      unit: '',
+      better: 'higher',
+      ratio: true,
+      get: (r) => r.flow?.broadcastSmall?.deliveryRatio,
+    },
+    {
+      key: 'C.large',
+      label: `C: broadcast to ${k(large)}, time to last (p50)`,
+      unit: 'ms',
+      better: 'lower',
+      get: (r) => r.flow?.broadcastLarge?.timeToLastMs?.median,
+    },
+    {
+      key: 'C.large.ratio',
+      label: `C: delivery ratio, ${k(large)}`,
+      unit: '',
+      better: 'higher',
+      ratio: true,
+      get: (r) =>
+        r.flow?.broadcastLarge ? r.flow.broadcastLarge.deliveryRatio * (r.flow.broadcastLarge.streams / r.flow.broadcastLarge.expectedStreams) : null,
+    },
     { key: 'D.rate', label: 'D: peak delivered events/s, targeted', unit: '/s', better: 'higher', get: (r) => r.flow?.throughput?.peak?.eventsPerSec },
-    { key: 'D.cpu', label: 'D: delivered events per server CPU-second, targeted (at peak)', unit: '/cpu-s', better: 'higher', get: (r) => r.flow?.throughput?.peak?.eventsPerCpuSecond },
+    {
+      key: 'D.cpu',
+      label: 'D: delivered events per server CPU-second, targeted (at peak)',
+      unit: '/cpu-s',
+      better: 'higher',
+      get: (r) => r.flow?.throughput?.peak?.eventsPerCpuSecond,
+    },
     { key: 'D.cores', label: 'D: server cores busy at peak, targeted', unit: 'cores', better: 'lower', get: (r) => r.flow?.throughput?.peak?.serverCores },
-    { key: 'D.load', label: 'D: load processes\' cores at peak, targeted', unit: 'cores', better: 'lower', get: (r) => r.flow?.throughput?.peak?.loadCores },
-    { key: 'D.ratio', label: 'D: delivery ratio, targeted (worst step)', unit: '', better: 'higher', ratio: true, get: (r) => { const s = r.flow?.throughput?.steps; return s?.length ? Math.min(...s.map((x) => x.deliveryRatio ?? 1)) : null; } },
-    { key: 'F.rate', label: `D: peak delivered events/s, fan-out to ${k(small)}`, unit: '/s', better: 'higher', get: (r) => r.flow?.fanout?.peak?.eventsPerSec },
-    { key: 'F.cpu', label: `D: delivered events per server CPU-second, fan-out to ${k(small)}`, unit: '/cpu-s', better: 'higher', get: (r) => r.flow?.fanout?.peak?.eventsPerCpuSecond },
-    { key: 'F.ratio', label: 'D: delivery ratio, fan-out (worst step)', unit: '', better: 'higher', ratio: true, get: (r) => { const s = r.flow?.fanout?.steps; return s?.length ? Math.min(...s.map((x) => x.deliveryRatio ?? 1)) : null; } },
+    { key: 'D.load', label: "D: load processes' cores at peak, targeted", unit: 'cores', better: 'lower', get: (r) => r.flow?.throughput?.peak?.loadCores },
+    {
+      key: 'D.ratio',
+      label: 'D: delivery ratio, targeted (worst step)',
+      unit: '',
+      better: 'higher',
+      ratio: true,
+      get: (r) => {
+        const s = r.flow?.throughput?.steps;
+        return s?.length ? Math.min(...s.map((x) => x.deliveryRatio ?? 1)) : null;
+      },
+    },
+    {
+      key: 'F.rate',
+      label: `D: peak delivered events/s, fan-out to ${k(small)}`,
+      unit: '/s',
+      better: 'higher',
+      get: (r) => r.flow?.fanout?.peak?.eventsPerSec,
+    },
+    {
+      key: 'F.cpu',
+      label: `D: delivered events per server CPU-second, fan-out to ${k(small)}`,
+      unit: '/cpu-s',
+      better: 'higher',
+      get: (r) => r.flow?.fanout?.peak?.eventsPerCpuSecond,
+    },
+    {
+      key: 'F.ratio',
+      label: 'D: delivery ratio, fan-out (worst step)',
+      unit: '',
+      better: 'higher',
+      ratio: true,
+      get: (r) => {
+        const s = r.flow?.fanout?.steps;
+        return s?.length ? Math.min(...s.map((x) => x.deliveryRatio ?? 1)) : null;
+      },
+    },
   );
   return list;
 }
@@ -52,7 +133,12 @@ export function summarize(result) {
     const runs = result.runs.filter((r) => r.target === name);
     byTarget[name] = {};
     for (const f of list) {
-      byTarget[name][f.key] = summary(runs.map((r) => { const v = f.get(r); return typeof v === 'number' && Number.isFinite(v) ? v : null; }));
+      byTarget[name][f.key] = summary(
+        runs.map((r) => {
+          const v = f.get(r);
+          return typeof v === 'number' && Number.isFinite(v) ? v : null;
+        }),
+      );
     }
   }
   const sb = byTarget.switchboard ?? {};
@@ -66,7 +152,12 @@ export function summarize(result) {
       ratios[f.key][peer] = a != null && b ? a / b : null;
     }
   }
-  return { figures: list.map(({ key, label, unit, better, ratio }) => ({ key, label, unit, better, ratio: Boolean(ratio) })), byTarget, ratios, targets: checkTargets(result.config, byTarget) };
+  return {
+    figures: list.map(({ key, label, unit, better, ratio }) => ({ key, label, unit, better, ratio: Boolean(ratio) })),
+    byTarget,
+    ratios,
+    targets: checkTargets(result.config, byTarget),
+  };
 }
 
 function checkTargets(config, byTarget) {
@@ -76,7 +167,8 @@ function checkTargets(config, byTarget) {
   const top = config.idle.steps.at(-1);
   const [, large] = config.broadcast.sizes;
   const out = [];
-  const check = (figure, target, value, ok, unit, howMuch) => out.push({ figure, target, value, unit, met: value == null ? null : ok, howMuch: value == null ? null : howMuch });
+  const check = (figure, target, value, ok, unit, howMuch) =>
+    out.push({ figure, target, value, unit, met: value == null ? null : ok, howMuch: value == null ? null : howMuch });
   const kib = m(`A.kib.${top}`);
   check(`KiB per idle stream at ${top}`, '≤ 12', kib, kib <= 12, 'KiB', kib == null ? null : `${((kib / 12 - 1) * 100).toFixed(0)}% vs target`);
   const open = m('A.open');
@@ -91,15 +183,43 @@ function checkTargets(config, byTarget) {
     if (byTarget[peer] === undefined) continue;
     const n = m('C.large', byTarget[peer]);
     if (n == null) continue;
-    check(`broadcast to ${large}, time to last vs ${peer}`, `≤ 1.5 × ${peer} (${(1.5 * n).toFixed(0)} ms)`, c, c <= 1.5 * n, 'ms', c == null ? null : `${(c / n).toFixed(2)}× ${peer}`);
+    check(
+      `broadcast to ${large}, time to last vs ${peer}`,
+      `≤ 1.5 × ${peer} (${(1.5 * n).toFixed(0)} ms)`,
+      c,
+      c <= 1.5 * n,
+      'ms',
+      c == null ? null : `${(c / n).toFixed(2)}× ${peer}`,
+    );
   }
   const cpu = m('D.cpu');
-  check('delivered events per server CPU-second (targeted)', '≥ 20k', cpu, cpu >= 20000, '/cpu-s', cpu == null ? null : `${((cpu / 20000 - 1) * 100).toFixed(0)}% vs target`);
+  check(
+    'delivered events per server CPU-second (targeted)',
+    '≥ 20k',
+    cpu,
+    cpu >= 20000,
+    '/cpu-s',
+    cpu == null ? null : `${((cpu / 20000 - 1) * 100).toFixed(0)}% vs target`,
+  );
   const fan = m('F.cpu');
-  check('delivered events per server CPU-second (fan-out)', '≥ 20k', fan, fan >= 20000, '/cpu-s', fan == null ? null : `${((fan / 20000 - 1) * 100).toFixed(0)}% vs target`);
+  check(
+    'delivered events per server CPU-second (fan-out)',
+    '≥ 20k',
+    fan,
+    fan >= 20000,
+    '/cpu-s',
+    fan == null ? null : `${((fan / 20000 - 1) * 100).toFixed(0)}% vs target`,
+  );
   const ratioKeys = Object.keys(sb).filter((k) => k.endsWith('.ratio'));
   const worst = Math.min(...ratioKeys.map((k) => sb[k]?.min ?? 1));
-  check('delivery ratio, every scenario (worst run)', '1.000', worst, worst >= 1, '', worst >= 1 ? 'all delivered' : `${((1 - worst) * 100).toFixed(2)}% missing in the worst run`);
+  check(
+    'delivery ratio, every scenario (worst run)',
+    '1.000',
+    worst,
+    worst >= 1,
+    '',
+    worst >= 1 ? 'all delivered' : `${((1 - worst) * 100).toFixed(2)}% missing in the worst run`,
+  );
   return out;
 }
 
@@ -125,8 +245,10 @@ export function renderMarkdown(result) {
   const lines = [];
   lines.push(`# Switchboard benchmark — ${meta.startedAt.slice(0, 16).replace('T', ' ')} UTC`);
   lines.push('');
-  lines.push(`${meta.cpus}, ${meta.memoryGiB} GiB, Node ${meta.node}, git ${meta.gitRevision}${meta.gitDirty ? ' (+ uncommitted src changes)' : ''}; load average at start ${meta.loadAverageAtStart.join(' / ')}. ` +
-    `${config.rounds} round(s)${meta.quick ? ' (--quick)' : ''}; each cell is the median over rounds with [min–max].`);
+  lines.push(
+    `${meta.cpus}, ${meta.memoryGiB} GiB, Node ${meta.node}, git ${meta.gitRevision}${meta.gitDirty ? ' (+ uncommitted src changes)' : ''}; load average at start ${meta.loadAverageAtStart.join(' / ')}. ` +
+      `${config.rounds} round(s)${meta.quick ? ' (--quick)' : ''}; each cell is the median over rounds with [min–max].`,
+  );
   const missing = names.filter((n) => targets[n].unavailable);
   for (const n of missing) lines.push(`\n**${targets[n].label} was not run: ${targets[n].unavailable}.**`);
   const present = names.filter((n) => !targets[n].unavailable);
@@ -145,7 +267,9 @@ export function renderMarkdown(result) {
     lines.push(`| --- | ${peers.map(() => '---:').join(' | ')} |`);
     for (const f of sum.figures) {
       if (f.ratio) continue;
-      lines.push(`| ${f.label} (${f.better} is better) | ${peers.map((p) => (sum.ratios[f.key]?.[p] == null ? '—' : `${sum.ratios[f.key][p].toFixed(2)}×`)).join(' | ')} |`);
+      lines.push(
+        `| ${f.label} (${f.better} is better) | ${peers.map((p) => (sum.ratios[f.key]?.[p] == null ? '—' : `${sum.ratios[f.key][p].toFixed(2)}×`)).join(' | ')} |`,
+      );
     }
   }
   if (sum.targets.length) {
@@ -154,7 +278,8 @@ export function renderMarkdown(result) {
     lines.push('');
     lines.push('| figure | target | Switchboard (median) | met? | by how much |');
     lines.push('| --- | --- | ---: | :---: | --- |');
-    for (const t of sum.targets) lines.push(`| ${t.figure} | ${t.target} | ${fmt(t.value, t.unit)} | ${t.met == null ? '—' : t.met ? 'yes' : '**no**'} | ${t.howMuch ?? '—'} |`);
+    for (const t of sum.targets)
+      lines.push(`| ${t.figure} | ${t.target} | ${fmt(t.value, t.unit)} | ${t.met == null ? '—' : t.met ? 'yes' : '**no**'} | ${t.howMuch ?? '—'} |`);
   }
   const errors = result.runs.filter((r) => r.errors.length);
   if (errors.length) {
@@ -168,7 +293,10 @@ export function renderMarkdown(result) {
     lines.push('');
     lines.push('| HISTORY_MAX_LEN | event data | entries kept | per channel | per entry |');
     lines.push('| ---: | --- | ---: | ---: | ---: |');
-    for (const r of result.history.rows) lines.push(`| ${r.historyMaxLen} | ${r.payload} (${r.dataBytes} B) | ${r.entriesKept} | ${(r.bytesPerChannel / 1024).toFixed(1)} KiB | ${r.bytesPerEntry} B |`);
+    for (const r of result.history.rows)
+      lines.push(
+        `| ${r.historyMaxLen} | ${r.payload} (${r.dataBytes} B) | ${r.entriesKept} | ${(r.bytesPerChannel / 1024).toFixed(1)} KiB | ${r.bytesPerEntry} B |`,
+      );
   }
   if (result.profile?.markdown) {
     lines.push('');

@@ -56,18 +56,32 @@ createServer((req, res) => {
     res.writeHead(200, HEAD);
     res.write(': connected\n\n');
     for (const c of joined) join(c, res);
-    res.on('close', () => { for (const c of joined) leave(c, res); });
+    res.on('close', () => {
+      for (const c of joined) leave(c, res);
+    });
     return;
   }
   if (req.method === 'POST' && url.startsWith('/pub/')) {
     const channel = url.slice(5);
     let body = '';
     req.setEncoding('utf8');
-    req.on('data', (d) => { body += d; });
+    req.on('data', (d) => {
+      body += d;
+    });
     req.on('end', () => {
-      const done = () => { res.writeHead(202, { 'content-length': 0 }); res.end(); };
-      if (pub) pub.publish(channel, body).then(done, () => { res.writeHead(503); res.end(); });
-      else { deliver(channel, body); done(); }
+      const done = () => {
+        res.writeHead(202, { 'content-length': 0 });
+        res.end();
+      };
+      if (pub)
+        pub.publish(channel, body).then(done, () => {
+          res.writeHead(503);
+          res.end();
+        });
+      else {
+        deliver(channel, body);
+        done();
+      }
     });
     return;
   }
@@ -76,6 +90,8 @@ createServer((req, res) => {
 }).listen(port, '127.0.0.1');
 
 // One heartbeat timer for all streams, like Switchboard's.
-setInterval(() => { for (const set of channels.values()) for (const res of set) res.write(':\n\n'); }, 15000).unref();
+setInterval(() => {
+  for (const set of channels.values()) for (const res of set) res.write(':\n\n');
+}, 15000).unref();
 // Exit cleanly on SIGTERM so --cpu-prof can write its profile.
 process.on('SIGTERM', () => process.exit(0));

@@ -11,7 +11,9 @@ export function historyMemory() {
     const child = trackIpcChild(spawn(process.execPath, [SCRIPT, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] }));
     let out = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 120000);
-    child.stdout.on('data', (d) => { out += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
     child.on('exit', (code) => {
       clearTimeout(timer);
       try {

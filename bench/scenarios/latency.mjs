@@ -4,7 +4,7 @@
 import { nsToMs, quantile, sortNumbers } from '../lib/stats.mjs';
 import { waitForEvents } from './util.mjs';
 
-export async function latency(stack, fleet, { rates, durationMs, users }) {
+export async function latency(_stack, fleet, { rates, durationMs, users }) {
   const out = [];
   for (const rate of rates) {
     await fleet.record(true);

@@ -15,13 +15,25 @@ function hasCommand(cmd) {
   }
 }
 
-const nchanMissing = () => (!hasCommand('nginx') ? 'nginx is not installed (apt-get install nginx libnginx-mod-nchan)'
-  : !existsSync('/usr/lib/nginx/modules/ngx_nchan_module.so') ? 'the Nchan module is not installed (apt-get install libnginx-mod-nchan)' : undefined);
+const nchanMissing = () =>
+  !hasCommand('nginx')
+    ? 'nginx is not installed (apt-get install nginx libnginx-mod-nchan)'
+    : !existsSync('/usr/lib/nginx/modules/ngx_nchan_module.so')
+      ? 'the Nchan module is not installed (apt-get install libnginx-mod-nchan)'
+      : undefined;
 
 export const TARGETS = [
-  { ...switchboard.info, start: switchboard.start, missing: () => (existsSync(new URL('../../dist/main.js', import.meta.url)) ? undefined : 'dist/main.js missing: npm run build') },
+  {
+    ...switchboard.info,
+    start: switchboard.start,
+    missing: () => (existsSync(new URL('../../dist/main.js', import.meta.url)) ? undefined : 'dist/main.js missing: npm run build'),
+  },
   { ...nchan.info, start: nchan.start, missing: nchanMissing },
   { ...nchanRedis.info, start: nchanRedis.start, missing: nchanMissing },
-  { ...pushpin.info, start: pushpin.start, missing: () => (hasCommand('pushpin') && hasCommand('condure') && hasCommand('zurl') ? undefined : 'pushpin is not installed (apt-get install pushpin)') },
+  {
+    ...pushpin.info,
+    start: pushpin.start,
+    missing: () => (hasCommand('pushpin') && hasCommand('condure') && hasCommand('zurl') ? undefined : 'pushpin is not installed (apt-get install pushpin)'),
+  },
   { ...rawNode.info, start: rawNode.start, missing: () => undefined },
 ];

@@ -50,10 +50,13 @@ function config(dir, offset) {
   set('message_hwm', '10000000');
   set('log_level', '1');
   // Point the proxy at the zurl this runner starts (internal.conf names a system-wide one).
-  conf = conf.replace(/^\[proxy\]$/m, `[proxy]
+  conf = conf.replace(
+    /^\[proxy\]$/m,
+    `[proxy]
 zurl_out_specs=ipc://{rundir}/{ipc_prefix}zurl-in
 zurl_out_stream_specs=ipc://{rundir}/{ipc_prefix}zurl-in-stream
-zurl_in_specs=ipc://{rundir}/{ipc_prefix}zurl-out`);
+zurl_in_specs=ipc://{rundir}/{ipc_prefix}zurl-out`,
+  );
   return conf;
 }
 

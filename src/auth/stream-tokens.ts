@@ -67,7 +67,7 @@ export class StreamTokens {
       throw new SwitchboardError('invalid_token', `The token lives longer than ${MAX_TOKEN_TTL_SECONDS} seconds.`);
     }
     if (topics !== undefined && !(Array.isArray(topics) && topics.every((t) => typeof t === 'string' && isValidTopic(t)))) {
-      throw new SwitchboardError('invalid_token', 'The token\'s topics claim must be a list of topic names.');
+      throw new SwitchboardError('invalid_token', "The token's topics claim must be a list of topic names.");
     }
     return { userId: sub, topics: (topics as string[] | undefined) ?? [], expiresAtMs: exp * 1000 };
   }

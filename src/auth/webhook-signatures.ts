@@ -63,11 +63,13 @@ export class WebhookSignatures {
       .filter((entry) => entry.startsWith('v1,'))
       .map((entry) => Buffer.from(entry.slice('v1,'.length), 'base64'));
     const matches = offered.some((signature) => expected.some((mac) => signature.length === mac.length && timingSafeEqual(signature, mac)));
-    if (!matches) throw new SwitchboardError('invalid_signature', 'No signature matches this job\'s secret.');
+    if (!matches) throw new SwitchboardError('invalid_signature', "No signature matches this job's secret.");
   }
 }
 
 /** HMAC-SHA256(master, "switchboard-callback:" + correlationId): the key of one job's secret. */
 function jobKey(master: Buffer, correlationId: string): Buffer {
-  return createHmac('sha256', master).update(JOB_SECRET_LABEL + correlationId).digest();
+  return createHmac('sha256', master)
+    .update(JOB_SECRET_LABEL + correlationId)
+    .digest();
 }

@@ -96,7 +96,7 @@ export class ClusterBackplane implements Backplane {
         await this.refresh();
       }
     };
-    await withTimeout(everyProbe(), FIRST_SUBSCRIBE_TIMEOUT_MS, 'every master\'s first SSUBSCRIBE');
+    await withTimeout(everyProbe(), FIRST_SUBSCRIBE_TIMEOUT_MS, "every master's first SSUBSCRIBE");
     this.timers = [
       setInterval(() => void this.refresh(), TOPOLOGY_REFRESH_MS).unref(),
       setInterval(() => this.sendProbes(), this.options.probeIntervalMs).unref(),
@@ -133,7 +133,7 @@ export class ClusterBackplane implements Backplane {
     });
     this.place(channels);
     try {
-      await withTimeout(Promise.all(confirmations), SUBSCRIBE_TIMEOUT_MS, 'SSUBSCRIBE on the channels\' masters');
+      await withTimeout(Promise.all(confirmations), SUBSCRIBE_TIMEOUT_MS, "SSUBSCRIBE on the channels' masters");
     } catch (err) {
       throw backplaneUnavailable(err);
     }
@@ -170,10 +170,7 @@ export class ClusterBackplane implements Backplane {
   /** False only for a fault of this replica's own: commands unusable, or a shard deaf to it. */
   isReady(): boolean {
     return (
-      !this.closed &&
-      this.commands.status === 'ready' &&
-      this.shards.size > 0 &&
-      ![...this.shards.values()].some((shard) => shard.deaf || shard.probe.deaf())
+      !this.closed && this.commands.status === 'ready' && this.shards.size > 0 && ![...this.shards.values()].some((shard) => shard.deaf || shard.probe.deaf())
     );
   }
 
@@ -345,13 +342,15 @@ export class ClusterBackplane implements Backplane {
     }
     if (channel === undefined || shard.probeConfirmed || !shard.ready) return;
     const generation = shard.generation;
-    shard.ssubscribe([channel], () => {
-      if (shard.generation !== generation || shard.probeChannel !== channel) return;
-      shard.probeConfirmed = true;
-      shard.probe.restart();
-    }).catch(() => {
-      // Reported by the next refresh, which tries again.
-    });
+    shard
+      .ssubscribe([channel], () => {
+        if (shard.generation !== generation || shard.probeChannel !== channel) return;
+        shard.probeConfirmed = true;
+        shard.probe.restart();
+      })
+      .catch(() => {
+        // Reported by the next refresh, which tries again.
+      });
   }
 
   private sendProbes(): void {

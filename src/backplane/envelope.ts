@@ -18,22 +18,10 @@ export function parseWireMessage(channel: ChannelName, payload: string): Channel
   const space = payload.indexOf(' ');
   if (space < 0 || space > firstBreak) return undefined;
   const positionText = payload.slice(0, space);
-  return buildMessage(
-    channel,
-    payload.slice(space + 1, firstBreak),
-    positionText,
-    payload.slice(firstBreak + 1, secondBreak),
-    payload.slice(secondBreak + 1),
-  );
+  return buildMessage(channel, payload.slice(space + 1, firstBreak), positionText, payload.slice(firstBreak + 1, secondBreak), payload.slice(secondBreak + 1));
 }
 
-export function buildMessage(
-  channel: ChannelName,
-  epoch: string,
-  positionText: string,
-  headerJson: string,
-  dataJson: string,
-): ChannelMessage | undefined {
+export function buildMessage(channel: ChannelName, epoch: string, positionText: string, headerJson: string, dataJson: string): ChannelMessage | undefined {
   const position = parsePosition(positionText);
   const header = parseHeader(headerJson);
   if (position === undefined || header === undefined || dataJson.length === 0) return undefined;

@@ -84,10 +84,7 @@ export class MemoryBackplane implements Backplane {
 
   async readHistory(channel: ChannelName, after: Position | undefined, limit: number): Promise<HistoryRead> {
     const history = this.history(channel, Date.now());
-    const entries =
-      after === undefined
-        ? []
-        : history.entries.filter((entry) => comparePositions(entry.position, after) > 0).slice(0, limit);
+    const entries = after === undefined ? [] : history.entries.filter((entry) => comparePositions(entry.position, after) > 0).slice(0, limit);
     return {
       epoch: history.epoch,
       last: history.last,

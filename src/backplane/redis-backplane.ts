@@ -90,7 +90,7 @@ export class RedisBackplane implements Backplane {
       this.publisher.off('error', remember);
     }
     // A replica that cannot hear Redis must fail at boot (and be restarted), never hang unready.
-    await withTimeout(this.firstSubscribed, FIRST_SUBSCRIBE_TIMEOUT_MS, 'the subscriber\'s first SUBSCRIBE');
+    await withTimeout(this.firstSubscribed, FIRST_SUBSCRIBE_TIMEOUT_MS, "the subscriber's first SUBSCRIBE");
     this.probeTimer = setInterval(() => this.sendProbe(), this.options.probeIntervalMs).unref();
     this.sendProbe();
   }
@@ -142,12 +142,7 @@ export class RedisBackplane implements Backplane {
   }
 
   isReady(): boolean {
-    return (
-      !this.closed &&
-      this.publisher.status === 'ready' &&
-      this.subscriberReady &&
-      this.probeTracker.fresh()
-    );
+    return !this.closed && this.publisher.status === 'ready' && this.subscriberReady && this.probeTracker.fresh();
   }
 
   /** Milliseconds since the probe last came back through Redis (for metrics and readiness). */
@@ -209,7 +204,10 @@ export class RedisBackplane implements Backplane {
     if (this.probeTracker.deaf() && this.subscriberReady) {
       // Redis keeps taking the probe, yet the subscriber never hears it: connected by every sign
       // ioredis has, but deaf. Rebuild the connection, which resubscribes and catches up.
-      this.options.logger.warn({ probeAgeMs: this.probeAgeMs(), unheardMs: this.probeTracker.unheardMs() }, 'subscriber stopped hearing its probe; reconnecting');
+      this.options.logger.warn(
+        { probeAgeMs: this.probeAgeMs(), unheardMs: this.probeTracker.unheardMs() },
+        'subscriber stopped hearing its probe; reconnecting',
+      );
       this.probeTracker.forgetUnheard();
       this.markLost();
       this.subscriber.disconnect(true);

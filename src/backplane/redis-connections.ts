@@ -55,7 +55,10 @@ export function createRedisConnections(settings: RedisSettings, replicaId: strin
     maxRetriesPerRequest: null,
     reconnectOnError: reconnectOnReadonly,
   });
-  for (const [role, redis] of [['commands', commands], ['subscriber', subscriber]] as const) {
+  for (const [role, redis] of [
+    ['commands', commands],
+    ['subscriber', subscriber],
+  ] as const) {
     redis.on('error', (err: Error) => logger.warn({ err, role }, 'redis connection error'));
   }
   return { commands, subscriber };

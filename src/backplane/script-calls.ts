@@ -73,10 +73,7 @@ export async function runHistoryRead(
     entries.push(message);
   }
   const last = parsePosition(lastText) ?? ZERO_POSITION;
-  const trimmed =
-    afterText !== undefined &&
-    afterText !== lastText &&
-    (rawEntries.length === 0 ? true : firstPredecessor !== afterText);
+  const trimmed = afterText !== undefined && afterText !== lastText && (rawEntries.length === 0 ? true : firstPredecessor !== afterText);
   return { epoch, last, lastText, entries, trimmed };
 }
 

@@ -42,7 +42,11 @@ export class RedisJobStore implements JobStore {
   async get(correlationId: string): Promise<Job | undefined> {
     // Not atomic, and need not be: a callback recorded between the two reads shows in the next.
     const results = await this.replies(
-      this.redis.pipeline().hgetall(jobKey(correlationId)).lrange(jobCallbacksKey(correlationId), 0, MAX_CALLBACKS_KEPT - 1).exec(),
+      this.redis
+        .pipeline()
+        .hgetall(jobKey(correlationId))
+        .lrange(jobCallbacksKey(correlationId), 0, MAX_CALLBACKS_KEPT - 1)
+        .exec(),
     );
     const hash = results[0] as Record<string, string>;
     const callbacks = results[1] as string[];

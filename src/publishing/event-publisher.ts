@@ -78,9 +78,7 @@ export class EventPublisher {
       channel,
       header: tc === undefined ? { t: event.type, a: Date.now() } : { t: event.type, a: Date.now(), tc },
       dataJson: JSON.stringify(event.data),
-      ...(event.idempotencyKey === undefined
-        ? {}
-        : { idempotencyKey: event.idempotencyKey, idempotencyTtlSeconds: event.idempotencyTtlSeconds }),
+      ...(event.idempotencyKey === undefined ? {} : { idempotencyKey: event.idempotencyKey, idempotencyTtlSeconds: event.idempotencyTtlSeconds }),
     });
     return {
       id: formatSegment(channelTag(channel), result.epoch, result.position),

@@ -84,7 +84,10 @@ export function callbackRoutes(app: App, context: RouteContext): void {
       if (signatures !== undefined && typeHeader !== undefined) {
         // Headers other than webhook-* are not signed: whoever replays a captured callback could
         // change its type. Signed callbacks are always `callback` events.
-        throw new SwitchboardError('invalid_event_type', 'X-Event-Type is not covered by the signature, so signed callbacks may not set it; they are delivered as "callback" events.');
+        throw new SwitchboardError(
+          'invalid_event_type',
+          'X-Event-Type is not covered by the signature, so signed callbacks may not set it; they are delivered as "callback" events.',
+        );
       }
       const type = typeHeader ?? DEFAULT_CALLBACK_TYPE;
       if (!isValidEventType(type)) throw new SwitchboardError('invalid_event_type', `X-Event-Type: ${EVENT_TYPE_RULE}`);
@@ -96,15 +99,23 @@ export function callbackRoutes(app: App, context: RouteContext): void {
       }
 
       const receivedAt = new Date().toISOString();
-      const published = await publisher.publish(userChannel(job.userId), {
-        type,
-        data: { correlationId, payload, receivedAt },
-        ...(dedupeKey === undefined ? {} : { idempotencyKey: `cb:${correlationId}:${dedupeKey}`, idempotencyTtlSeconds: dedupeSecondsFor(job) }),
-      }, { route: 'callback', correlationId });
+      const published = await publisher.publish(
+        userChannel(job.userId),
+        {
+          type,
+          data: { correlationId, payload, receivedAt },
+          ...(dedupeKey === undefined ? {} : { idempotencyKey: `cb:${correlationId}:${dedupeKey}`, idempotencyTtlSeconds: dedupeSecondsFor(job) }),
+        },
+        { route: 'callback', correlationId },
+      );
       // A retry of a callback whose first try was published but not recorded (Redis failed in
       // between, answered 503) records it now, so the job's state cannot stay behind for good.
       if (!published.duplicate || !job.callbacks.some((callback) => callback.eventId === published.id)) {
-        const recorded = await jobs.recordCallback(correlationId, { eventId: published.id, type, receivedAt, receivers: published.receivers, payload }, statusOf(payload));
+        const recorded = await jobs.recordCallback(
+          correlationId,
+          { eventId: published.id, type, receivedAt, receivers: published.receivers, payload },
+          statusOf(payload),
+        );
         if (!recorded) request.log.info({ eventId: published.id }, 'callback delivered, but its job expired before it was recorded');
       }
       request.log.info({ eventId: published.id, receivers: published.receivers, duplicate: published.duplicate }, 'callback accepted');

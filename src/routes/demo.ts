@@ -22,7 +22,8 @@ const PRODUCTION_FILES: Record<keyof typeof DEMO_FILES, { file: string; type: st
 };
 
 /** The page loads only its own files and talks only to its own origin. */
-const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const PAGE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** Demo tokens outlive a demo session; the page mints a new one after `auth-expired` anyway. */
 const DEMO_TOKEN_TTL_SECONDS = 3600;

@@ -41,11 +41,15 @@ export function publishRoutes(app: App, { apiKeys, publisher, config }: RouteCon
         if (id !== undefined && !isValidIdempotencyKey(id)) {
           throw new SwitchboardError('invalid_request', '"id" (the idempotency key) must be 1-200 printable ASCII characters.');
         }
-        const published = await publisher.publish(toChannel(name), {
-          type,
-          data,
-          ...(id === undefined ? {} : { idempotencyKey: `pub:${id}`, idempotencyTtlSeconds: config.historyTtlSeconds }),
-        }, { route: origin });
+        const published = await publisher.publish(
+          toChannel(name),
+          {
+            type,
+            data,
+            ...(id === undefined ? {} : { idempotencyKey: `pub:${id}`, idempotencyTtlSeconds: config.historyTtlSeconds }),
+          },
+          { route: origin },
+        );
         return reply.code(202).send(published);
       },
     );

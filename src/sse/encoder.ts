@@ -23,7 +23,6 @@ export class SseEncodingError extends Error {
 // grammar; NUL makes browsers drop an `id` and is never legitimate in a field.
 const UNSAFE_FIELD_CHARS = /[\r\n\0]/;
 
-
 // Used only on the defensive (non-JSON.stringify) data path.
 const LINE_BREAK = /\r\n|\r|\n/;
 

@@ -52,7 +52,7 @@ export async function openStream(stream: SseStream, cursorText: string | undefin
   await settledOrAfter(attached, HEAD_GRACE_MS);
   stream.open();
   try {
-    await withTimeout(attached, OPEN_TIMEOUT_MS, 'subscribing the stream\'s channels');
+    await withTimeout(attached, OPEN_TIMEOUT_MS, "subscribing the stream's channels");
     const plan = await withTimeout(planResume(stream, cursorText, backplane, registry, deps.firstPageEntries), OPEN_TIMEOUT_MS, 'reading history');
     if (stream.isEnded) return;
     if (plan.reset !== undefined) stream.reset(plan.reset);

@@ -31,9 +31,30 @@ export class Metrics {
   }) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_process_' });
-    new Gauge({ name: 'switchboard_open_streams', help: 'SSE streams open on this replica.', registers, collect() { this.set(live.openStreams()); } });
-    new Gauge({ name: 'switchboard_subscribed_channels', help: 'Channels this replica holds (subscribed, or within the unsubscribe debounce).', registers, collect() { this.set(live.subscribedChannels()); } });
-    new Gauge({ name: 'switchboard_probe_age_seconds', help: 'Seconds since this replica last heard its own probe through the backplane (+Inf before the first).', registers, collect() { this.set(live.probeAgeSeconds()); } });
+    new Gauge({
+      name: 'switchboard_open_streams',
+      help: 'SSE streams open on this replica.',
+      registers,
+      collect() {
+        this.set(live.openStreams());
+      },
+    });
+    new Gauge({
+      name: 'switchboard_subscribed_channels',
+      help: 'Channels this replica holds (subscribed, or within the unsubscribe debounce).',
+      registers,
+      collect() {
+        this.set(live.subscribedChannels());
+      },
+    });
+    new Gauge({
+      name: 'switchboard_probe_age_seconds',
+      help: 'Seconds since this replica last heard its own probe through the backplane (+Inf before the first).',
+      registers,
+      collect() {
+        this.set(live.probeAgeSeconds());
+      },
+    });
     new Gauge({
       name: 'switchboard_shard_probe_age_seconds',
       help: 'Seconds since this replica last heard its probe on each subscriber path: one per Redis Cluster master (shard="host:port"), one for a single Redis (shard="redis").',
@@ -44,10 +65,29 @@ export class Metrics {
         for (const [shard, seconds] of live.probeAgesSeconds()) this.set({ shard }, seconds);
       },
     });
-    this.eventsAccepted = new Counter({ name: 'switchboard_events_accepted_total', help: 'Events accepted (2xx) and published, by route.', labelNames: ['route'], registers });
-    this.zeroReceivers = new Counter({ name: 'switchboard_events_zero_receivers_total', help: 'Accepted events no replica was subscribed to (no open stream anywhere).', labelNames: ['route'], registers });
-    this.duplicates = new Counter({ name: 'switchboard_duplicates_total', help: 'Publishes and callbacks answered as duplicates of an earlier idempotency key.', labelNames: ['route'], registers });
-    this.eventsDelivered = new Counter({ name: 'switchboard_events_delivered_total', help: 'Events written to streams on this replica, one per stream: live, and caught up after a subscriber reconnect (resume replays are counted in switchboard_replayed_events_total).', registers });
+    this.eventsAccepted = new Counter({
+      name: 'switchboard_events_accepted_total',
+      help: 'Events accepted (2xx) and published, by route.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.zeroReceivers = new Counter({
+      name: 'switchboard_events_zero_receivers_total',
+      help: 'Accepted events no replica was subscribed to (no open stream anywhere).',
+      labelNames: ['route'],
+      registers,
+    });
+    this.duplicates = new Counter({
+      name: 'switchboard_duplicates_total',
+      help: 'Publishes and callbacks answered as duplicates of an earlier idempotency key.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.eventsDelivered = new Counter({
+      name: 'switchboard_events_delivered_total',
+      help: 'Events written to streams on this replica, one per stream: live, and caught up after a subscriber reconnect (resume replays are counted in switchboard_replayed_events_total).',
+      registers,
+    });
     this.deliveryLatency = new Histogram({
       name: 'switchboard_delivery_latency_seconds',
       help: 'Seconds from an event being accepted (on any replica) to it being written to the sockets of this replica, once per event that reached a stream here.',
@@ -56,10 +96,33 @@ export class Metrics {
     });
     this.replayedEvents = new Counter({ name: 'switchboard_replayed_events_total', help: 'Events written from history (resumes and catch-ups).', registers });
     this.resets = new Counter({ name: 'switchboard_resets_total', help: 'reset events sent to streams, by cause.', labelNames: ['cause'], registers });
-    this.streamsEnded = new Counter({ name: 'switchboard_streams_ended_total', help: 'Streams ended, by reason (slow_client = cut for not reading).', labelNames: ['reason'], registers });
-    this.streamsDeferred = new Counter({ name: 'switchboard_streams_deferred_total', help: 'Stream opens told to retry (200 + retry: + end) instead of opening, by reason (draining, full, backplane_not_ready, resume_limit).', labelNames: ['reason'], registers });
-    this.backplaneReconnects = new Counter({ name: 'switchboard_backplane_reconnects_total', help: 'Times the subscriber path came back and caught up from history.', registers });
-    this.authFailures = new Counter({ name: 'switchboard_auth_failures_total', help: 'Refused credentials, by reason (error code).', labelNames: ['reason'], registers });
-    this.droppedMessages = new Counter({ name: 'switchboard_malformed_messages_total', help: 'Events from the backplane dropped because they could not be encoded for a stream (each is logged).', registers });
+    this.streamsEnded = new Counter({
+      name: 'switchboard_streams_ended_total',
+      help: 'Streams ended, by reason (slow_client = cut for not reading).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.streamsDeferred = new Counter({
+      name: 'switchboard_streams_deferred_total',
+      help: 'Stream opens told to retry (200 + retry: + end) instead of opening, by reason (draining, full, backplane_not_ready, resume_limit).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.backplaneReconnects = new Counter({
+      name: 'switchboard_backplane_reconnects_total',
+      help: 'Times the subscriber path came back and caught up from history.',
+      registers,
+    });
+    this.authFailures = new Counter({
+      name: 'switchboard_auth_failures_total',
+      help: 'Refused credentials, by reason (error code).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.droppedMessages = new Counter({
+      name: 'switchboard_malformed_messages_total',
+      help: 'Events from the backplane dropped because they could not be encoded for a stream (each is logged).',
+      registers,
+    });
   }
 }

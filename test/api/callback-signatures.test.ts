@@ -47,14 +47,18 @@ async function jobState(app: App, correlationId: string): Promise<{ status: stri
   return (await app.inject({ method: 'GET', url: `/v1/jobs/${correlationId}`, headers: { authorization } })).json();
 }
 
-t.test('a job\'s callbackSecret signs its callbacks, and no other job\'s', async (t) => {
+t.test("a job's callbackSecret signs its callbacks, and no other job's", async (t) => {
   const { app } = await inProcessApp(t, { PUBLISH_API_KEY, CALLBACK_SECRET: `whsec_${MASTER}` });
   const alice = await createJob(t, app, 'alice');
   const carol = await createJob(t, app, 'carol');
   t.match(alice.callbackSecret, /^whsec_[A-Za-z0-9+/]{43}=$/, 'a Standard Webhooks secret (32 bytes)');
   t.not(alice.callbackSecret, carol.callbackSecret, 'each job has its own secret');
   t.not(alice.callbackSecret, `whsec_${MASTER}`, 'not the master secret');
-  t.equal(alice.callbackSecret, derive(MASTER, alice.correlationId), 'HMAC-SHA256(master, "switchboard-callback:" + correlationId), as the README\'s Security section says');
+  t.equal(
+    alice.callbackSecret,
+    derive(MASTER, alice.correlationId),
+    'HMAC-SHA256(master, "switchboard-callback:" + correlationId), as the README\'s Security section says',
+  );
 
   const body = JSON.stringify({ status: 'done', rows: 1 });
   const headers = signed(alice.callbackSecret, 'msg_alice_1', body);
@@ -64,14 +68,14 @@ t.test('a job\'s callbackSecret signs its callbacks, and no other job\'s', async
 
   // The captured request, byte for byte, replayed to carol's job within the tolerance.
   const replayed = await post(app, carol.correlationId, headers, body);
-  t.equal(replayed.statusCode, 401, 'replayed to carol\'s job: 401');
+  t.equal(replayed.statusCode, 401, "replayed to carol's job: 401");
   t.equal(replayed.json().code, 'invalid_signature');
   const carolState = await jobState(app, carol.correlationId);
-  t.same([carolState.status, carolState.callbacks], ['pending', []], 'carol\'s job is untouched');
+  t.same([carolState.status, carolState.callbacks], ['pending', []], "carol's job is untouched");
 
   const withMaster = await post(app, alice.correlationId, signed(`whsec_${MASTER}`, 'msg_master', body), body);
   t.same([withMaster.statusCode, withMaster.json().code], [401, 'invalid_signature'], 'the master secret itself signs nothing');
-  t.equal((await jobState(app, alice.correlationId)).status, 'done', 'alice\'s job took her callback');
+  t.equal((await jobState(app, alice.correlationId)).status, 'done', "alice's job took her callback");
 });
 
 t.test('rotation: every master secret verifies, the first mints; whsec_ is optional', async (t) => {
@@ -116,7 +120,9 @@ t.test('the signature covers the exact body bytes; bytes that are not UTF-8 are 
   const signBytes = (msgId: string, bytes: Buffer): Record<string, string> => {
     const timestamp = String(Math.floor(Date.now() / 1000));
     const key = Buffer.from(job.callbackSecret.slice('whsec_'.length), 'base64');
-    const mac = createHmac('sha256', key).update(Buffer.concat([Buffer.from(`${msgId}.${timestamp}.`), bytes])).digest('base64');
+    const mac = createHmac('sha256', key)
+      .update(Buffer.concat([Buffer.from(`${msgId}.${timestamp}.`), bytes]))
+      .digest('base64');
     return { 'content-type': 'application/json', 'webhook-id': msgId, 'webhook-timestamp': timestamp, 'webhook-signature': `v1,${mac}` };
   };
   // {"name":"<0xff>"}: not UTF-8. Decoded leniently it would read as U+FFFD.
@@ -151,5 +157,9 @@ t.test('X-Event-Type, which no signature covers, is refused on signed callbacks'
   t.same((await jobState(app, job.correlationId)).callbacks, [], 'nothing delivered');
   const plain = await post(app, job.correlationId, headers, body);
   t.equal(plain.statusCode, 202, 'the same callback without the header: accepted');
-  t.same((await jobState(app, job.correlationId)).callbacks.map((c) => (c as { type: string }).type), ['callback'], 'as a "callback" event');
+  t.same(
+    (await jobState(app, job.correlationId)).callbacks.map((c) => (c as { type: string }).type),
+    ['callback'],
+    'as a "callback" event',
+  );
 });

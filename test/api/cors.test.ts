@@ -23,10 +23,12 @@ const preflight = (app: App, origin: string, url = '/stream/alice'): Promise<Lig
     headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'last-event-id, authorization' },
   });
 
-const corsHeaders = (answer: { headers: Record<string, unknown> }): string[] => Object.keys(answer.headers).filter((name) => name.startsWith('access-control-'));
+const corsHeaders = (answer: { headers: Record<string, unknown> }): string[] =>
+  Object.keys(answer.headers).filter((name) => name.startsWith('access-control-'));
 
 /** Refused with a 4xx the browser can read: a stream asked for without a token. */
-const refusedStream = (app: App, origin: string): Promise<LightMyRequestResponse> => app.inject({ url: '/stream/alice', headers: { origin, accept: 'text/event-stream' } });
+const refusedStream = (app: App, origin: string): Promise<LightMyRequestResponse> =>
+  app.inject({ url: '/stream/alice', headers: { origin, accept: 'text/event-stream' } });
 
 function assertAllowedFor(t: Test, answer: { headers: Record<string, unknown> }, origin: string, label: string): void {
   t.equal(answer.headers['access-control-allow-origin'], origin, `${label}: the origin is echoed`);
@@ -73,7 +75,7 @@ t.test('CORS_ORIGINS=<list>: each listed origin echoed with credentials; an unli
   const unlisted = await app.inject({ url: '/healthz', headers: { origin: UNLISTED } });
   t.equal(unlisted.statusCode, 200, 'an unlisted origin is still served (the browser is what refuses it)');
   t.same(corsHeaders(unlisted), [], 'but without any access-control-* header');
-  t.match(String(unlisted.headers.vary), /\bOrigin\b/i, 'and with Vary: Origin, so no cache hands it a listed origin\'s answer');
+  t.match(String(unlisted.headers.vary), /\bOrigin\b/i, "and with Vary: Origin, so no cache hands it a listed origin's answer");
   const nearMiss = await app.inject({ url: '/healthz', headers: { origin: `${LISTED}.evil.example.net` } });
   t.same(corsHeaders(nearMiss), [], 'origins are compared exactly, not by prefix');
   const plain = await app.inject({ url: '/healthz' });
@@ -86,7 +88,10 @@ t.test('a preflight names the methods, the request headers, the exposed header a
   t.equal(answer.statusCode, 204, '204');
   assertAllowedFor(t, answer, LISTED, 'preflight');
   t.same(String(answer.headers['access-control-allow-methods']).split(/,\s*/).sort(), ['GET', 'HEAD', 'POST'], 'GET, HEAD, POST');
-  const allowed = String(answer.headers['access-control-allow-headers']).split(/,\s*/).map((name) => name.toLowerCase()).sort();
+  const allowed = String(answer.headers['access-control-allow-headers'])
+    .split(/,\s*/)
+    .map((name) => name.toLowerCase())
+    .sort();
   t.same(
     allowed,
     ['authorization', 'content-type', 'idempotency-key', 'last-event-id', 'webhook-id', 'webhook-signature', 'webhook-timestamp', 'x-event-type'],
@@ -98,7 +103,7 @@ t.test('a preflight names the methods, the request headers, the exposed header a
   t.equal(publish.statusCode, 204, 'any route is preflighted, a publish too');
 
   const refused = await preflight(app, UNLISTED);
-  t.equal(refused.statusCode, 404, 'an unlisted origin\'s preflight is not answered');
+  t.equal(refused.statusCode, 404, "an unlisted origin's preflight is not answered");
   t.same(corsHeaders(refused), [], 'and carries no access-control-* header');
 });
 
@@ -136,5 +141,5 @@ t.test('the stream carries the CORS headers: refused, open, and sent to retry', 
 
   const unlisted = await openSse(`${address}/stream/alice?token=${token}`, { headers: { origin: UNLISTED } });
   t.teardown(() => unlisted.close());
-  t.same(corsHeaders(unlisted), [], 'an unlisted origin\'s stream carries no access-control-* header');
+  t.same(corsHeaders(unlisted), [], "an unlisted origin's stream carries no access-control-* header");
 });

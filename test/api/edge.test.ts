@@ -88,9 +88,17 @@ t.test('forwarded headers count only from a trusted proxy, and callbackUrl is on
   t.equal(await callbackBase(trusting, forwarded('http')), 'http://push.example.com');
   t.equal(await callbackBase(trusting, forwarded('HTTPS')), 'https://push.example.com', 'the scheme in any case');
   for (const proto of ['javascript', 'ftp', 'data', 'https:', 'https, javascript']) {
-    t.match(await callbackBase(trusting, forwarded(proto)), /^http:\/\/push\.example\.com$/, `X-Forwarded-Proto ${JSON.stringify(proto)} gives http, never another scheme`);
+    t.match(
+      await callbackBase(trusting, forwarded(proto)),
+      /^http:\/\/push\.example\.com$/,
+      `X-Forwarded-Proto ${JSON.stringify(proto)} gives http, never another scheme`,
+    );
   }
-  t.equal(await callbackBase(trusting, forwarded('https'), '192.0.2.7'), 'http://replica.internal:3000', 'from an address not listed, X-Forwarded-* is ignored');
+  t.equal(
+    await callbackBase(trusting, forwarded('https'), '192.0.2.7'),
+    'http://replica.internal:3000',
+    'from an address not listed, X-Forwarded-* is ignored',
+  );
 
   const { app: published } = await inProcessApp(t, { PUBLISH_API_KEY: KEY, TRUST_PROXY: 'true', PUBLIC_URL: 'https://push.example.org/' });
   t.equal(await callbackBase(published, forwarded('javascript')), 'https://push.example.org', 'PUBLIC_URL wins over any header');

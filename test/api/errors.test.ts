@@ -59,7 +59,10 @@ function assertProblem(t: Test, answer: Answer, status: number, code: string, la
 const userEvents = (user: string, replica: InProcessReplica = r1): string => `${replica.url}/v1/users/${encodeURIComponent(user)}/events`;
 const topicEvents = (topic: string, replica: InProcessReplica = r1): string => `${replica.url}/v1/topics/${encodeURIComponent(topic)}/events`;
 
-async function createJob(userId: string, replica: InProcessReplica = r1): Promise<{ correlationId: string; callbackUrl: string; expiresAt: string; callbackSecret?: string }> {
+async function createJob(
+  userId: string,
+  replica: InProcessReplica = r1,
+): Promise<{ correlationId: string; callbackUrl: string; expiresAt: string; callbackSecret?: string }> {
   const created = await postJson(`${replica.url}/v1/jobs`, { userId }, { bearer: PUBLISH_API_KEY });
   if (created.status !== 201) throw new Error(`job for ${userId}: ${created.status} ${created.text}`);
   return created.json;
@@ -91,17 +94,41 @@ t.test('publisher auth: missing key, wrong key, rotated keys', async (t) => {
   for (const url of [userEvents('alice'), topicEvents('news')]) {
     const route = new URL(url).pathname;
     assertProblem(t, await postJson(url, { data: 1 }), 401, 'missing_api_key', `${route} without Authorization`);
-    assertProblem(t, await postJson(url, { data: 1 }, { headers: { authorization: 'Basic dXNlcjpwYXNz' } }), 401, 'missing_api_key', `${route} with a non-bearer scheme`);
+    assertProblem(
+      t,
+      await postJson(url, { data: 1 }, { headers: { authorization: 'Basic dXNlcjpwYXNz' } }),
+      401,
+      'missing_api_key',
+      `${route} with a non-bearer scheme`,
+    );
     assertProblem(t, await postJson(url, { data: 1 }, { bearer: 'not-the-key-0123456789abcdef' }), 401, 'invalid_api_key', `${route} with a wrong key`);
-    assertProblem(t, await postJson(url, { data: 1 }, { bearer: `${NEW_API_KEY},${PUBLISH_API_KEY}` }), 401, 'invalid_api_key', `${route} with the whole comma list as a key`);
+    assertProblem(
+      t,
+      await postJson(url, { data: 1 }, { bearer: `${NEW_API_KEY},${PUBLISH_API_KEY}` }),
+      401,
+      'invalid_api_key',
+      `${route} with the whole comma list as a key`,
+    );
     t.equal((await postJson(url, { data: 1 }, { bearer: NEW_API_KEY })).status, 202, `${route}: the new key is accepted`);
     t.equal((await postJson(url, { data: 1 }, { bearer: PUBLISH_API_KEY })).status, 202, `${route}: the old key is still accepted`);
   }
   assertProblem(t, await postJson(`${r1.url}/v1/tokens`, { userId: 'alice' }), 401, 'missing_api_key', 'tokens without a key');
-  assertProblem(t, await postJson(`${r1.url}/v1/tokens`, { userId: 'alice' }, { bearer: 'nope-nope-nope-nope-nope' }), 401, 'invalid_api_key', 'tokens with a wrong key');
+  assertProblem(
+    t,
+    await postJson(`${r1.url}/v1/tokens`, { userId: 'alice' }, { bearer: 'nope-nope-nope-nope-nope' }),
+    401,
+    'invalid_api_key',
+    'tokens with a wrong key',
+  );
   t.equal((await postJson(`${r1.url}/v1/tokens`, { userId: 'alice' }, { bearer: NEW_API_KEY })).status, 201, 'tokens with the new key');
   assertProblem(t, await postJson(`${r1.url}/v1/jobs`, { userId: 'alice' }), 401, 'missing_api_key', 'jobs without a key');
-  assertProblem(t, await postJson(`${r1.url}/v1/jobs`, { userId: 'alice' }, { bearer: 'nope-nope-nope-nope-nope' }), 401, 'invalid_api_key', 'jobs with a wrong key');
+  assertProblem(
+    t,
+    await postJson(`${r1.url}/v1/jobs`, { userId: 'alice' }, { bearer: 'nope-nope-nope-nope-nope' }),
+    401,
+    'invalid_api_key',
+    'jobs with a wrong key',
+  );
   t.equal((await postJson(`${r1.url}/v1/jobs`, { userId: 'alice' }, { bearer: NEW_API_KEY })).status, 201, 'jobs with the new key');
 });
 
@@ -116,7 +143,13 @@ t.test('publish: 400 for bad names, types, data and idempotency ids', async (t) 
 
   for (const type of ['', 'has space', 'x'.repeat(65), 'a/b', 'tab\there', 'naïve']) {
     for (const url of [userEvents('alice'), topicEvents('news')]) {
-      assertProblem(t, await postJson(url, { type, data: 1 }, key), 400, 'invalid_event_type', `type ${JSON.stringify(type.slice(0, 20))} on ${new URL(url).pathname}`);
+      assertProblem(
+        t,
+        await postJson(url, { type, data: 1 }, key),
+        400,
+        'invalid_event_type',
+        `type ${JSON.stringify(type.slice(0, 20))} on ${new URL(url).pathname}`,
+      );
     }
   }
   t.equal((await postJson(userEvents('alice'), { type: 'a.B:c-d_9'.padEnd(64, 'x'), data: 1 }, key)).status, 202, 'a 64-character type is fine');
@@ -180,7 +213,11 @@ t.test('publish: 202 shape and idempotency', async (t) => {
   t.equal(next.json.duplicate, false);
   t.not(next.json.id, first.json.id, 'a new event gets a new id');
   await stream.waitForEvents(2);
-  t.same(stream.events.map((e) => e.data), ['{"n":1}', '{"n":2}'], 'the duplicate was delivered once');
+  t.same(
+    stream.events.map((e) => e.data),
+    ['{"n":1}', '{"n":2}'],
+    'the duplicate was delivered once',
+  );
   t.equal(stream.events[0]!.lastEventId, first.json.id, 'the stream sees the answered id');
 
   const nobody = await postJson(topicEvents('nobody-listens'), { data: 'x' }, key);
@@ -249,11 +286,11 @@ t.test('jobs: 201 shape, reading a job, 403 and 404', async (t) => {
 
   const ownerToken = await fleet.token('job-owner');
   const asOwner = await getJson(jobUrl, { bearer: ownerToken });
-  t.equal(asOwner.status, 200, 'GET with the job user\'s stream token');
+  t.equal(asOwner.status, 200, "GET with the job user's stream token");
   t.equal(asOwner.json.correlationId, correlationId);
 
   const strangerToken = await fleet.token('someone-else');
-  assertProblem(t, await getJson(jobUrl, { bearer: strangerToken }), 403, 'token_user_mismatch', 'GET with another user\'s token');
+  assertProblem(t, await getJson(jobUrl, { bearer: strangerToken }), 403, 'token_user_mismatch', "GET with another user's token");
   assertProblem(t, await getJson(jobUrl), 401, 'missing_token', 'GET without a credential');
   assertProblem(t, await getJson(jobUrl, { bearer: 'garbage' }), 401, 'invalid_token', 'GET with a garbage credential');
 
@@ -279,7 +316,13 @@ t.test('callbacks without CALLBACK_SECRET: 404, 413, 415, 400', async (t) => {
   assertProblem(t, tooLarge, 413, 'payload_too_large', 'callback over MAX_BODY_BYTES');
   const tooLargeChunked = await rawRequest({ url, method: 'POST', headers: json, body: JSON.stringify({ blob: 'x'.repeat(MAX_BODY_BYTES) }), chunked: true });
   assertProblem(t, tooLargeChunked, 413, 'payload_too_large', 'chunked callback over MAX_BODY_BYTES');
-  assertProblem(t, await rawRequest({ url, method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'done' }), 415, 'unsupported_media_type', 'text/plain callback');
+  assertProblem(
+    t,
+    await rawRequest({ url, method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'done' }),
+    415,
+    'unsupported_media_type',
+    'text/plain callback',
+  );
   assertProblem(t, await rawRequest({ url, method: 'POST', headers: json, body: '{"status":' }), 400, 'invalid_json', 'malformed JSON callback');
   assertProblem(t, await rawRequest({ url, method: 'POST', headers: json, body: '{"a":1,}' }), 400, 'invalid_json', 'trailing comma');
 
@@ -293,7 +336,7 @@ t.test('callbacks without CALLBACK_SECRET: 404, 413, 415, 400', async (t) => {
 
 t.test('callbacks with CALLBACK_SECRET: signatures, tolerance, replay', async (t) => {
   const { correlationId, callbackSecret } = await createJob('signed-user', r2);
-  t.match(callbackSecret, /^whsec_[A-Za-z0-9+/]+=*$/, 'POST /v1/jobs answers the job\'s signing secret');
+  t.match(callbackSecret, /^whsec_[A-Za-z0-9+/]+=*$/, "POST /v1/jobs answers the job's signing secret");
   const secret = callbackSecret as string;
   const url = `${r2.url}/v1/callbacks/${correlationId}`;
   const payload = JSON.stringify({ status: 'done', rows: 3 });
@@ -307,21 +350,56 @@ t.test('callbacks with CALLBACK_SECRET: signatures, tolerance, replay', async (t
     body: payload,
   });
   assertProblem(t, noSignature, 401, 'invalid_signature', 'webhook-signature missing');
-  assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_1', secret: OTHER_CALLBACK_SECRET }), 401, 'invalid_signature', 'signed with another secret');
-  assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_1', secret: CALLBACK_SECRET }), 401, 'invalid_signature', 'signed with the master secret rather than the job\'s');
-  assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_1', secret, headers: { 'webhook-id': 'msg_other' } }), 401, 'invalid_signature', 'signature for another webhook-id');
+  assertProblem(
+    t,
+    await signedCallback(url, payload, { msgId: 'msg_1', secret: OTHER_CALLBACK_SECRET }),
+    401,
+    'invalid_signature',
+    'signed with another secret',
+  );
+  assertProblem(
+    t,
+    await signedCallback(url, payload, { msgId: 'msg_1', secret: CALLBACK_SECRET }),
+    401,
+    'invalid_signature',
+    "signed with the master secret rather than the job's",
+  );
+  assertProblem(
+    t,
+    await signedCallback(url, payload, { msgId: 'msg_1', secret, headers: { 'webhook-id': 'msg_other' } }),
+    401,
+    'invalid_signature',
+    'signature for another webhook-id',
+  );
   const tampered = new Webhook(secret).sign('msg_1', new Date(), payload);
   const tamperedAnswer = await rawRequest({
     url,
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'webhook-id': 'msg_1', 'webhook-timestamp': String(Math.floor(Date.now() / 1000)), 'webhook-signature': tampered },
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': 'msg_1',
+      'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
+      'webhook-signature': tampered,
+    },
     body: JSON.stringify({ status: 'done', rows: 4 }),
   });
   assertProblem(t, tamperedAnswer, 401, 'invalid_signature', 'body changed after signing');
   const sixMinutesAgo = new Date(Date.now() - 6 * 60_000);
-  assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_old', secret, at: sixMinutesAgo }), 401, 'invalid_signature', 'timestamp older than 5 minutes');
+  assertProblem(
+    t,
+    await signedCallback(url, payload, { msgId: 'msg_old', secret, at: sixMinutesAgo }),
+    401,
+    'invalid_signature',
+    'timestamp older than 5 minutes',
+  );
   const sixMinutesAhead = new Date(Date.now() + 6 * 60_000);
-  assertProblem(t, await signedCallback(url, payload, { msgId: 'msg_future', secret, at: sixMinutesAhead }), 401, 'invalid_signature', 'timestamp more than 5 minutes ahead');
+  assertProblem(
+    t,
+    await signedCallback(url, payload, { msgId: 'msg_future', secret, at: sixMinutesAhead }),
+    401,
+    'invalid_signature',
+    'timestamp more than 5 minutes ahead',
+  );
   assertProblem(
     t,
     await signedCallback(`${r2.url}/v1/callbacks/AAAAAAAAAAAAAAAAAAAAAAAA`, payload, { msgId: 'msg_unknown', secret }),
@@ -362,11 +440,18 @@ t.test('callbacks with CALLBACK_SECRET: signatures, tolerance, replay', async (t
   t.equal(stream.events.length, 2, 'the replayed callback was delivered exactly once');
   t.same(JSON.parse(stream.events[0]!.data).payload, { status: 'done', rows: 3 });
   t.same(JSON.parse(stream.events[1]!.data).payload, { step: 2 });
-  t.same(stream.events.map((e) => e.type), ['callback', 'callback']);
+  t.same(
+    stream.events.map((e) => e.type),
+    ['callback', 'callback'],
+  );
 
   const job = await getJson(`${r2.url}/v1/jobs/${correlationId}`, { bearer: PUBLISH_API_KEY });
   t.equal(job.status, 200);
-  t.same(job.json.callbacks.map((c: { eventId: string }) => c.eventId).sort(), [accepted.json?.eventId, later.json?.eventId].sort(), 'the job recorded each callback once');
+  t.same(
+    job.json.callbacks.map((c: { eventId: string }) => c.eventId).sort(),
+    [accepted.json?.eventId, later.json?.eventId].sort(),
+    'the job recorded each callback once',
+  );
 });
 
 t.test('unknown routes are 404 not_found', async (t) => {
@@ -376,7 +461,12 @@ t.test('unknown routes are 404 not_found', async (t) => {
   assertProblem(t, await getJson(`${r1.url}/v1/users/alice/events`, { bearer: PUBLISH_API_KEY }), 404, 'not_found', 'GET on a POST route');
   // A path that is not valid percent-encoding never reaches a route; it is still a problem+json 400.
   for (const path of ['/v1/users/%zz/events', '/stream/%E0%A4%A']) {
-    const badUrl = await rawRequest({ url: `${r1.url}${path}`, method: path.startsWith('/v1') ? 'POST' : 'GET', headers: { 'content-type': 'application/json', authorization: `Bearer ${PUBLISH_API_KEY}` }, body: path.startsWith('/v1') ? '{"data":1}' : undefined });
+    const badUrl = await rawRequest({
+      url: `${r1.url}${path}`,
+      method: path.startsWith('/v1') ? 'POST' : 'GET',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${PUBLISH_API_KEY}` },
+      body: path.startsWith('/v1') ? '{"data":1}' : undefined,
+    });
     t.equal(badUrl.status, 400, `${path}: 400`);
     t.match(String(badUrl.headers['content-type']), /^application\/problem\+json\b/, `${path}: application/problem+json`);
     t.ok(['invalid_request', 'invalid_user_id'].includes(badUrl.json?.code), `${path}: a registry code (${badUrl.json?.code})`);

@@ -10,7 +10,7 @@ const PUBLISH_API_KEY = 'event-types-publish-key-0123456789';
 const authorization = `Bearer ${PUBLISH_API_KEY}`;
 const RESERVED = ['reset', 'auth-expired', 'error', 'open', 'join', 'leave'];
 
-t.test('the reserved list is the contract\'s', async (t) => {
+t.test("the reserved list is the contract's", async (t) => {
   t.same([...RESERVED_EVENT_TYPES].sort(), [...RESERVED].sort());
 });
 
@@ -50,6 +50,11 @@ t.test('a callback cannot name a reserved type in X-Event-Type', async (t) => {
   }
   const job = await app.inject({ method: 'GET', url: `/v1/jobs/${correlationId}`, headers: { authorization } });
   t.same([job.json().status, job.json().callbacks], ['pending', []], 'the refused callbacks changed nothing');
-  const accepted = await app.inject({ method: 'POST', url: `/v1/callbacks/${correlationId}`, headers: { 'x-event-type': 'job.done', 'idempotency-key': 'forged-reset' }, payload: {} });
+  const accepted = await app.inject({
+    method: 'POST',
+    url: `/v1/callbacks/${correlationId}`,
+    headers: { 'x-event-type': 'job.done', 'idempotency-key': 'forged-reset' },
+    payload: {},
+  });
   t.same([accepted.statusCode, accepted.json().duplicate], [202, false], 'an ordinary type is accepted, and the refused key was never recorded');
 });

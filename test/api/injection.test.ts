@@ -21,7 +21,10 @@ const show = (value: unknown): string => JSON.stringify(value).replace(/[^\x20-\
 function assertWireClean(t: Test, body: string, label: string): void {
   t.notOk(body.includes('\r'), `${label}: no CR anywhere on the wire`);
   t.notOk(body.includes('\0'), `${label}: no NUL anywhere on the wire`);
-  const bad = body.split('\n').filter((line) => !ALLOWED_LINE.test(line)).map(show);
+  const bad = body
+    .split('\n')
+    .filter((line) => !ALLOWED_LINE.test(line))
+    .map(show);
   t.same(bad, [], `${label}: every line is a field we write`);
   t.notMatch(body, /^event: (?:injected|x)$/m, `${label}: no injected event line`);
   t.notMatch(body, /^id: 1$/m, `${label}: no injected id line`);
@@ -54,15 +57,31 @@ t.test('publish: an event type carrying CR/LF/NUL or SSE syntax is refused, and 
   const types = ['a\nevent: x', 'a\r\nid: 1', 'a\rid: 1', 'a\n\ndata: x\n\n', 'a\u0000', 'a\u2028b', 'message\n', ' message', 'a b'];
   for (const type of types) {
     assertProblem(t, await postJson(`${replica.url}/v1/users/inj-type/events`, { type, data: 1 }, key), 400, 'invalid_event_type', `user type ${show(type)}`);
-    assertProblem(t, await postJson(`${replica.url}/v1/topics/inj-topic/events`, { type, data: 1 }, key), 400, 'invalid_event_type', `topic type ${show(type)}`);
+    assertProblem(
+      t,
+      await postJson(`${replica.url}/v1/topics/inj-topic/events`, { type, data: 1 }, key),
+      400,
+      'invalid_event_type',
+      `topic type ${show(type)}`,
+    );
   }
   // Idempotency keys become part of a Redis key; control characters in them are refused as well.
-  assertProblem(t, await postJson(`${replica.url}/v1/users/inj-type/events`, { data: 1, id: 'a\r\nid: 1' }, key), 400, 'invalid_request', 'idempotency id with CRLF');
+  assertProblem(
+    t,
+    await postJson(`${replica.url}/v1/users/inj-type/events`, { data: 1, id: 'a\r\nid: 1' }, key),
+    400,
+    'invalid_request',
+    'idempotency id with CRLF',
+  );
 
   const sentinel = await postJson(`${replica.url}/v1/users/inj-type/events`, { type: 'sentinel', data: 'after' }, key);
   t.equal(sentinel.status, 202);
   await stream.waitForEvents(1);
-  t.same(stream.events.map((e) => [e.type, e.data]), [['sentinel', '"after"']], 'only the sentinel reached the stream');
+  t.same(
+    stream.events.map((e) => [e.type, e.data]),
+    [['sentinel', '"after"']],
+    'only the sentinel reached the stream',
+  );
   assertWireClean(t, stream.body, 'type stream');
 });
 
@@ -75,7 +94,10 @@ t.test('callback: an X-Event-Type outside [A-Za-z0-9._:-] is 400, including byte
   const body = '{"ok":true}';
   const raw = (typeHeaderLines: string): Buffer =>
     Buffer.concat([
-      Buffer.from(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n`, 'latin1'),
+      Buffer.from(
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n`,
+        'latin1',
+      ),
       Buffer.from(typeHeaderLines, 'latin1'),
       Buffer.from(`\r\n${body}`, 'latin1'),
     ]);
@@ -116,7 +138,11 @@ t.test('callback: an X-Event-Type outside [A-Za-z0-9._:-] is 400, including byte
   const accepted = await rawSocketRequest(replica.url, raw('X-Event-Type: job.done:v1-ok\r\n'));
   t.equal(accepted.status, 202, `a valid X-Event-Type is accepted: ${accepted.body}`);
   await stream.waitForEvents(1);
-  t.same(stream.events.map((e) => e.type), ['job.done:v1-ok'], 'only the valid callback was delivered');
+  t.same(
+    stream.events.map((e) => e.type),
+    ['job.done:v1-ok'],
+    'only the valid callback was delivered',
+  );
   assertWireClean(t, stream.body, 'callback stream');
 });
 
@@ -200,7 +226,7 @@ t.test('junk Last-Event-IDs: a reset, never a 5xx, never an echo', async (t) => 
     'cursor-shaped, unknown channel': 'abcdefg.0123456789ab.1-0',
     'cursor-shaped, huge numbers': 'abcdefg.0123456789ab.999999999999999-999999999999999',
     'too many segments': Array.from({ length: 40 }, () => 'abcdefg.0123456789ab.1-0').join('_'),
-    'another user\'s id': otherEvent.json.id,
+    "another user's id": otherEvent.json.id,
   };
   let n = 0;
   for (const [label, junk] of Object.entries(cases)) {
@@ -208,9 +234,7 @@ t.test('junk Last-Event-IDs: a reset, never a 5xx, never an echo', async (t) => 
       if (via === 'query' && /[^\x20-\x7e]/.test(junk)) continue; // the query form is for ASCII ids
       const user = `inj-resume-${n++}`;
       const stream =
-        via === 'header'
-          ? await openStream(t, user, { 'last-event-id': junk })
-          : await openStream(t, user, {}, `&lastEventId=${encodeURIComponent(junk)}`);
+        via === 'header' ? await openStream(t, user, { 'last-event-id': junk }) : await openStream(t, user, {}, `&lastEventId=${encodeURIComponent(junk)}`);
       t.equal(stream.status, 200, `${label} (${via}): 200, never refused`);
       await stream.waitForEvents(1);
       const first = stream.events[0]!;
@@ -220,7 +244,11 @@ t.test('junk Last-Event-IDs: a reset, never a 5xx, never an echo', async (t) => 
       const live = await postJson(`${replica.url}/v1/users/${user}/events`, { data: 'live' }, key);
       t.equal(live.status, 202);
       await stream.waitForEvents(2);
-      t.same(stream.events.map((e) => e.type), ['reset', 'message'], `${label} (${via}): then live events`);
+      t.same(
+        stream.events.map((e) => e.type),
+        ['reset', 'message'],
+        `${label} (${via}): then live events`,
+      );
       t.notOk(stream.body.includes(marker), `${label} (${via}): the junk is not echoed`);
       t.notOk(stream.body.includes('other-secret'), `${label} (${via}): no other user's event`);
       if (junk.length > 64) t.notOk(stream.body.includes(junk.slice(0, 64)), `${label} (${via}): no part of the junk echoed`);

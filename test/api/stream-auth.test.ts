@@ -42,7 +42,10 @@ function assertProblem(t: Test, answer: RawResponse, status: number, code: strin
   t.match(String(answer.headers['content-type']), /^application\/problem\+json\b/, `${label}: application/problem+json`);
   t.equal(answer.json?.code, code, `${label}: code ${code}`);
   t.equal(answer.json?.status, status, `${label}: status member`);
-  t.ok(['type', 'title', 'detail'].every((k) => typeof answer.json?.[k] === 'string'), `${label}: type, title, detail members`);
+  t.ok(
+    ['type', 'title', 'detail'].every((k) => typeof answer.json?.[k] === 'string'),
+    `${label}: type, title, detail members`,
+  );
   t.notMatch(answer.body, /\n\s+at |node_modules|TokenError|FAST_JWT/i, `${label}: no internals`);
 }
 
@@ -95,27 +98,69 @@ t.test('401: missing, garbage, forged and expired tokens', async (t) => {
   assertProblem(t, await getStream('alice', `?token=${sign({ aud: AUDIENCE, exp: nowSeconds() + 600 })}`), 401, 'invalid_token', 'no sub claim');
   assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, topics: 'news' })}`), 401, 'invalid_token', 'topics claim not a list');
 
-  assertProblem(t, await getStream('alice', `?token=${sign({ sub: 'alice', aud: AUDIENCE, exp: nowSeconds() - 60 })}`), 401, 'token_expired', 'expired a minute ago');
-  assertProblem(t, await getStream('alice', '', { authorization: `Bearer ${sign({ sub: 'alice', aud: AUDIENCE, exp: nowSeconds() - 1 })}` }), 401, 'token_expired', 'expired bearer');
+  assertProblem(
+    t,
+    await getStream('alice', `?token=${sign({ sub: 'alice', aud: AUDIENCE, exp: nowSeconds() - 60 })}`),
+    401,
+    'token_expired',
+    'expired a minute ago',
+  );
+  assertProblem(
+    t,
+    await getStream('alice', '', { authorization: `Bearer ${sign({ sub: 'alice', aud: AUDIENCE, exp: nowSeconds() - 1 })}` }),
+    401,
+    'token_expired',
+    'expired bearer',
+  );
 
   // The audience: required, and exactly STREAM_TOKEN_AUDIENCE (one of a list of audiences will do).
   const { aud: _aud, ...withoutAud } = claims;
   assertProblem(t, await getStream('alice', `?token=${sign(withoutAud)}`), 401, 'invalid_token', 'no aud claim');
   assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, aud: 'another-service' })}`), 401, 'invalid_token', 'another audience');
-  assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, aud: `${AUDIENCE}x` })}`), 401, 'invalid_token', 'an audience that only starts like ours');
+  assertProblem(
+    t,
+    await getStream('alice', `?token=${sign({ ...claims, aud: `${AUDIENCE}x` })}`),
+    401,
+    'invalid_token',
+    'an audience that only starts like ours',
+  );
   assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, aud: ['another-service'] })}`), 401, 'invalid_token', 'a list without our audience');
-  t.equal((await open(t, 'aud-list', `?token=${sign({ ...claims, sub: 'aud-list', aud: ['another-service', AUDIENCE] })}`)).status, 200, 'a list with our audience is accepted');
+  t.equal(
+    (await open(t, 'aud-list', `?token=${sign({ ...claims, sub: 'aud-list', aud: ['another-service', AUDIENCE] })}`)).status,
+    200,
+    'a list with our audience is accepted',
+  );
 
   // The lifetime: at most 86,400 s, counted from iat, or from now without one.
   const now = nowSeconds();
   assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, iat: now, exp: now + 86_401 })}`), 401, 'invalid_token', 'exp - iat = 86401 s');
-  assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, iat: now - 600, exp: now + 86_000 })}`), 401, 'invalid_token', 'exp - iat = 86600 s, issued 10 min ago');
+  assertProblem(
+    t,
+    await getStream('alice', `?token=${sign({ ...claims, iat: now - 600, exp: now + 86_000 })}`),
+    401,
+    'invalid_token',
+    'exp - iat = 86600 s, issued 10 min ago',
+  );
   assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, exp: now + 86_400 + 120 })}`), 401, 'invalid_token', 'no iat, exp 86520 s away');
   assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, exp: now + 10 * 365 * 86_400 })}`), 401, 'invalid_token', 'no iat, exp ten years away');
-  assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, iat: now + 86_400, exp: now + 2 * 86_400 })}`), 401, 'invalid_token', 'iat a day ahead, exp two days away');
+  assertProblem(
+    t,
+    await getStream('alice', `?token=${sign({ ...claims, iat: now + 86_400, exp: now + 2 * 86_400 })}`),
+    401,
+    'invalid_token',
+    'iat a day ahead, exp two days away',
+  );
   assertProblem(t, await getStream('alice', `?token=${sign({ ...claims, iat: 'yesterday' })}`), 401, 'invalid_token', 'iat not a number');
-  t.equal((await open(t, 'longest-lived', `?token=${sign({ ...claims, sub: 'longest-lived', iat: now, exp: now + 86_400 })}`)).status, 200, 'exp - iat = 86400 s is accepted');
-  t.equal((await open(t, 'no-iat', `?token=${sign({ ...claims, sub: 'no-iat', exp: now + 86_000 })}`)).status, 200, 'no iat and exp within 86400 s is accepted');
+  t.equal(
+    (await open(t, 'longest-lived', `?token=${sign({ ...claims, sub: 'longest-lived', iat: now, exp: now + 86_400 })}`)).status,
+    200,
+    'exp - iat = 86400 s is accepted',
+  );
+  t.equal(
+    (await open(t, 'no-iat', `?token=${sign({ ...claims, sub: 'no-iat', exp: now + 86_000 })}`)).status,
+    200,
+    'no iat and exp within 86400 s is accepted',
+  );
 
   // The same claims, correctly signed, are accepted: the refusals above are about the token alone.
   const accepted = await open(t, 'alice', `?token=${good}`);
@@ -124,8 +169,8 @@ t.test('401: missing, garbage, forged and expired tokens', async (t) => {
 
 t.test('403: token for another user, topic not granted', async (t) => {
   const bobToken = await fleet.token('bob');
-  assertProblem(t, await getStream('alice', `?token=${bobToken}`), 403, 'token_user_mismatch', 'bob\'s token on alice\'s stream');
-  assertProblem(t, await getStream('alice', '', { authorization: `Bearer ${bobToken}` }), 403, 'token_user_mismatch', 'bob\'s bearer on alice\'s stream');
+  assertProblem(t, await getStream('alice', `?token=${bobToken}`), 403, 'token_user_mismatch', "bob's token on alice's stream");
+  assertProblem(t, await getStream('alice', '', { authorization: `Bearer ${bobToken}` }), 403, 'token_user_mismatch', "bob's bearer on alice's stream");
   assertProblem(t, await getStream('Bob', `?token=${bobToken}`), 403, 'token_user_mismatch', 'user ids are case-sensitive');
 
   const newsToken = await fleet.token('carol', { topics: ['news'] });
@@ -141,7 +186,7 @@ t.test('403: token for another user, topic not granted', async (t) => {
   const topicPublish = await postJson(`${replica.url}/v1/topics/news/events`, { data: 'headline' }, { bearer: PUBLISH_API_KEY });
   t.equal(topicPublish.status, 202);
   const [event] = await granted.waitForEvents(1);
-  t.equal(event!.data, '"headline"', 'the joined topic\'s events arrive');
+  t.equal(event!.data, '"headline"', "the joined topic's events arrive");
 });
 
 t.test('400: bad userId, bad topic', async (t) => {
@@ -169,7 +214,7 @@ t.test(`429 once ${MAX_CONNECTIONS_PER_USER} streams of the user are open on the
   assertProblem(t, await getStream('erin', '', { authorization: `Bearer ${token}` }), 429, 'too_many_streams', 'a third stream by header');
 
   const other = await open(t, 'frank', `?token=${await fleet.token('frank')}`);
-  t.equal(other.status, 200, 'another user is not limited by erin\'s streams');
+  t.equal(other.status, 200, "another user is not limited by erin's streams");
 
   // When one of erin's streams goes away, a new one is admitted again.
   first.close();
@@ -201,7 +246,11 @@ t.test('event: auth-expired arrives when the token expires, and the stream ends'
   await withTimeout(stream.ended, 2000, 'the stream ends right after auth-expired');
   t.ok(stream.isEnded(), 'the server ended the response');
 
-  t.same(stream.events.map((e) => e.type), ['message', 'auth-expired'], 'the live event, then auth-expired, nothing after');
+  t.same(
+    stream.events.map((e) => e.type),
+    ['message', 'auth-expired'],
+    'the live event, then auth-expired, nothing after',
+  );
   const expired = stream.events.at(-1)!;
   t.doesNotThrow(() => JSON.parse(expired.data), 'auth-expired data is JSON');
   t.match(stream.body, /\nevent: auth-expired\ndata: [^\n]*\n\n$/, 'auth-expired is the last thing written');

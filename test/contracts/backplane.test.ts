@@ -98,10 +98,21 @@ for (const [name, setup] of Object.entries(implementations)) {
       await backplane.subscribe([channel]);
       const results = [];
       for (let i = 0; i < 50; i++) results.push(await publishData(backplane, channel, { i }));
-      t.ok(results.every((r) => r.receivers === 1 && !r.duplicate), 'each publish reached one subscriber');
+      t.ok(
+        results.every((r) => r.receivers === 1 && !r.duplicate),
+        'each publish reached one subscriber',
+      );
       await waitFor(() => received.length === 50, { label: '50 messages' });
-      t.same(received.map((m) => JSON.parse(m.dataJson).i), [...Array(50).keys()], 'in publish order');
-      t.same(received.map((m) => m.positionText), results.map((r) => r.position), 'positions match the publish results');
+      t.same(
+        received.map((m) => JSON.parse(m.dataJson).i),
+        [...Array(50).keys()],
+        'in publish order',
+      );
+      t.same(
+        received.map((m) => m.positionText),
+        results.map((r) => r.position),
+        'positions match the publish results',
+      );
       for (let i = 1; i < received.length; i++) {
         t.ok(comparePositions(received[i]!.position, received[i - 1]!.position) > 0, `position ${i} increases`);
       }
@@ -118,7 +129,10 @@ for (const [name, setup] of Object.entries(implementations)) {
       t.equal(published.receivers, 0);
       const after = await backplane.readHistory(channel, before.last, 10);
       t.equal(after.epoch, before.epoch, 'the epoch made by the first read is the one publish used');
-      t.same(after.entries.map((m) => m.dataJson), ['"x"']);
+      t.same(
+        after.entries.map((m) => m.dataJson),
+        ['"x"'],
+      );
       t.equal(after.lastText, published.position);
       t.equal(after.trimmed, false);
     });
@@ -142,10 +156,18 @@ for (const [name, setup] of Object.entries(implementations)) {
       const positions = [];
       for (let i = 0; i < 10; i++) positions.push((await publishData(backplane, channel, i)).position);
       const from3 = await backplane.readHistory(channel, parsePosition(positions[3]!), 100);
-      t.same(from3.entries.map((m) => m.positionText), positions.slice(4), 'everything after position 3');
+      t.same(
+        from3.entries.map((m) => m.positionText),
+        positions.slice(4),
+        'everything after position 3',
+      );
       t.equal(from3.trimmed, false);
       const limited = await backplane.readHistory(channel, parsePosition(positions[0]!), 4);
-      t.same(limited.entries.map((m) => m.positionText), positions.slice(1, 5), 'at most the limit, oldest first');
+      t.same(
+        limited.entries.map((m) => m.positionText),
+        positions.slice(1, 5),
+        'at most the limit, oldest first',
+      );
       const atLast = await backplane.readHistory(channel, parsePosition(positions[9]!), 100);
       t.same(atLast.entries, [], 'nothing after the newest');
       t.equal(atLast.trimmed, false);
@@ -161,7 +183,10 @@ for (const [name, setup] of Object.entries(implementations)) {
       t.equal(old.trimmed, true, 'a position from before the trimmed part is reported');
       const recent = await backplane.readHistory(channel, parsePosition(positions[397]!), 1000);
       t.equal(recent.trimmed, false, 'a recent position is complete');
-      t.same(recent.entries.map((m) => m.positionText), positions.slice(398));
+      t.same(
+        recent.entries.map((m) => m.positionText),
+        positions.slice(398),
+      );
     });
 
     t.test('with history off, positions still advance and a resume knows what it missed', async (t) => {
@@ -193,7 +218,11 @@ for (const [name, setup] of Object.entries(implementations)) {
       t.equal(again.receivers, 0);
       t.equal(other.duplicate, false);
       await waitFor(() => received.length === 2, { label: 'two deliveries' });
-      t.same(received.map((m) => m.dataJson), ['"once"', '"twice"'], 'the duplicate was not delivered');
+      t.same(
+        received.map((m) => m.dataJson),
+        ['"once"', '"twice"'],
+        'the duplicate was not delivered',
+      );
     });
 
     t.test('a duplicate names the first event by its own epoch, even after that history expired', async (t) => {
@@ -219,7 +248,11 @@ for (const [name, setup] of Object.entries(implementations)) {
       reads.forEach((read, i) => {
         const own = published[i % 100]!;
         t.equal(read.epoch, own.epoch, `read ${i}: its channel's epoch`);
-        t.same(read.entries.map((m) => [m.channel, m.dataJson]), [[channels[i], String(i % 100)]], `read ${i}: its channel's one event`);
+        t.same(
+          read.entries.map((m) => [m.channel, m.dataJson]),
+          [[channels[i], String(i % 100)]],
+          `read ${i}: its channel's one event`,
+        );
       });
       const fresh = await Promise.all([1, 2, 3].map(() => backplane.readHistory(userChannel(`fresh-${name}`), undefined, 1)));
       t.equal(new Set(fresh.map((read) => read.epoch)).size, 1, 'concurrent reads of a new channel agree on the epoch it got');

@@ -115,7 +115,11 @@ for (const [name, setup] of Object.entries(implementations)) {
       const job = await store.get(correlationId);
       t.equal(job?.status, `step-${total}`, 'the last status wins');
       t.equal(job?.callbacks.length, MAX_CALLBACKS_KEPT, `${MAX_CALLBACKS_KEPT} kept`);
-      t.same(job?.callbacks.map((c) => c.eventId), Array.from({ length: MAX_CALLBACKS_KEPT }, (_, i) => `event-${total - i}`), 'newest first, oldest dropped');
+      t.same(
+        job?.callbacks.map((c) => c.eventId),
+        Array.from({ length: MAX_CALLBACKS_KEPT }, (_, i) => `event-${total - i}`),
+        'newest first, oldest dropped',
+      );
       t.match(job?.callbacks[0], { eventId: `event-${total}`, type: `step.${total}`, receivers: 1, receivedAt: String });
     });
 
@@ -126,8 +130,15 @@ for (const [name, setup] of Object.entries(implementations)) {
       const payloads = [{ status: 'done', rows: 42, nested: { list: [1, 'two', null, true] } }, 'Zoë 🚀 \u2028', 12.5, [], null];
       for (const [n, payload] of payloads.entries()) await store.recordCallback(correlationId, callback(n, { payload }), 'done');
       const job = await store.get(correlationId);
-      t.same(job?.callbacks.map((c) => c.payload), [...payloads].reverse(), 'newest first, each payload as given');
-      t.notOk(job?.callbacks.some((c) => 'payloadTruncated' in c), 'none truncated');
+      t.same(
+        job?.callbacks.map((c) => c.payload),
+        [...payloads].reverse(),
+        'newest first, each payload as given',
+      );
+      t.notOk(
+        job?.callbacks.some((c) => 'payloadTruncated' in c),
+        'none truncated',
+      );
     });
 
     t.test(`a payload over ${MAX_CALLBACK_PAYLOAD_BYTES} bytes of UTF-8 JSON is kept as null, marked payloadTruncated`, async (t) => {
@@ -180,10 +191,17 @@ t.test('redis job store: jobs stay readable at maxmemory (noeviction), where MUL
 
   const job = await store.get(correlationId);
   t.match(job, { correlationId, userId: 'frank', status: 'running' }, 'get still answers the job');
-  t.same(job?.callbacks.map((c) => c.eventId), ['event-1'], 'with its callbacks');
+  t.same(
+    job?.callbacks.map((c) => c.eventId),
+    ['event-1'],
+    'with its callbacks',
+  );
   t.equal(await store.get(newCorrelationId()), undefined, 'and an unknown id is still undefined (a 404, not a 503)');
 
   const isUnavailable = (err: unknown): boolean => err instanceof SwitchboardError && err.code === 'backplane_unavailable';
-  t.ok(await store.create({ correlationId: newCorrelationId(), userId: 'frank', ttlSeconds: 600, metadata: undefined }).then(() => false, isUnavailable), 'create: 503');
+  t.ok(
+    await store.create({ correlationId: newCorrelationId(), userId: 'frank', ttlSeconds: 600, metadata: undefined }).then(() => false, isUnavailable),
+    'create: 503',
+  );
   t.ok(await store.recordCallback(correlationId, callback(2), 'done').then(() => false, isUnavailable), 'recordCallback: 503');
 });

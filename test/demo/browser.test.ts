@@ -18,7 +18,15 @@ import { startNginx, startWorker } from './topology.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** The flags that keep Chromium off the network and quiet on this machine (shared/NOTES.md). */
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 const SCREENSHOT = join(REPO_ROOT, 'test-artifacts', 'demo.png');
 const USER = 'browser-demo';
 /** Generous: other test files and benchmarks share this machine's two cores. */
@@ -52,7 +60,15 @@ t.test('the demo page keeps its stream through kill -9 of the replica holding it
     3,
     // RETRY_MS 1000: the browser reconnects a second after losing its replica. CALLBACK_SECRET:
     // as in deploy/demo.env, so the worker's callbacks arrive only if it signs them with each job's secret.
-    { REDIS_URL: redis.url, STREAM_TOKEN_SECRET, PUBLISH_API_KEY, CALLBACK_SECRET: `whsec_${randomBytes(32).toString('base64')}`, DEMO_MODE: 'true', PUBLIC_URL: nginxUrl, RETRY_MS: '1000' },
+    {
+      REDIS_URL: redis.url,
+      STREAM_TOKEN_SECRET,
+      PUBLISH_API_KEY,
+      CALLBACK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
+      DEMO_MODE: 'true',
+      PUBLIC_URL: nginxUrl,
+      RETRY_MS: '1000',
+    },
     { timeoutMs: WAIT_MS },
   );
   const worker = await startWorker(t, { SWITCHBOARD_URL: nginxUrl, PUBLISH_API_KEY, STEP_DELAY_MIN_MS: '100', STEP_DELAY_MAX_MS: '600' });
@@ -105,21 +121,29 @@ t.test('the demo page keeps its stream through kill -9 of the replica holding it
   await holder.kill('SIGKILL');
   // Published at once: some land while the browser is between connections and come from history.
   for (let seq = 21; seq <= 40; seq++) await publish(seq);
-  await page.waitForFunction(
-    () => (window as any).demo.events.length >= 40 && (window as any).demo.connections[1]?.replica !== undefined,
-    undefined,
-    { timeout: WAIT_MS },
-  );
+  await page.waitForFunction(() => (window as any).demo.events.length >= 40 && (window as any).demo.connections[1]?.replica !== undefined, undefined, {
+    timeout: WAIT_MS,
+  });
 
   const after = await readState(page);
   const seqs = after.events.map((event) => event.data.seq);
-  t.same(seqs, Array.from({ length: 40 }, (_, i) => i + 1), 'events 1..40, each exactly once, in order');
+  t.same(
+    seqs,
+    Array.from({ length: 40 }, (_, i) => i + 1),
+    'events 1..40, each exactly once, in order',
+  );
   t.equal(new Set(after.events.map((event) => event.id)).size, 40, '40 distinct event ids');
   t.equal(after.connections.length, 2, 'one reconnect, made by the browser itself');
   t.equal(after.connections[1]?.resumedAfter, after.events[19]?.id, 'the reconnect resumed after the last event seen (event 20)');
   t.not(after.connections[1]?.replica, holder.replicaId, `the new stream is on a live replica (${after.connections[1]?.replica})`);
-  t.ok(after.events.slice(20).every((event) => event.connection === 2), 'events 21..40 came on the new connection');
-  t.notOk(after.log.some((line) => line.kind === 'reset'), 'no reset: history covered the gap');
+  t.ok(
+    after.events.slice(20).every((event) => event.connection === 2),
+    'events 21..40 came on the new connection',
+  );
+  t.notOk(
+    after.log.some((line) => line.kind === 'reset'),
+    'no reset: history covered the gap',
+  );
 
   // A job through the worker, from the page's button: each callback lands on any replica.
   await page.click('#start-job');
@@ -129,7 +153,11 @@ t.test('the demo page keeps its stream through kill -9 of the replica holding it
     { timeout: WAIT_MS },
   );
   const [job] = (await readState(page)).jobs;
-  t.same(job?.callbacks.map((callback) => callback.step), [1, 2, 3], 'the three callbacks of the job arrived in order');
+  t.same(
+    job?.callbacks.map((callback) => callback.step),
+    [1, 2, 3],
+    'the three callbacks of the job arrived in order',
+  );
   t.equal(job?.status, 'done', 'the job ended done');
   t.same(pageErrors, [], 'no script errors on the page');
 

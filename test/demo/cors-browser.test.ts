@@ -15,7 +15,15 @@ import { waitFor } from '../helpers/wait-for.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** The flags that keep Chromium off the network and quiet on this machine (shared/NOTES.md). */
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 const USER = 'cors-ada';
 /** Generous: other test files and benchmarks share this machine's two cores. */
 const WAIT_MS = 30_000;
@@ -92,7 +100,8 @@ t.test('a page on a listed origin gets its stream from another origin; an unlist
   const context = await browser.newContext();
   const pages: Record<'listed' | 'unlisted', Page> = { listed: await context.newPage(), unlisted: await context.newPage() };
   const consoleErrors: Record<'listed' | 'unlisted', string[]> = { listed: [], unlisted: [] };
-  for (const name of ['listed', 'unlisted'] as const) pages[name].on('console', (message) => message.type() === 'error' && consoleErrors[name].push(message.text()));
+  for (const name of ['listed', 'unlisted'] as const)
+    pages[name].on('console', (message) => message.type() === 'error' && consoleErrors[name].push(message.text()));
   await pages.listed.goto(`${listedOrigin}/`);
   await pages.unlisted.goto(`${unlistedOrigin}/`);
 
@@ -106,10 +115,10 @@ t.test('a page on a listed origin gets its stream from another origin; an unlist
   await pages.listed.waitForFunction(() => (window as any).stream.seen.length >= 1, undefined, { timeout: WAIT_MS });
 
   const listed = await streamState(pages.listed);
-  t.same(listed.seen, [{ hello: 'from another origin' }], 'the listed origin\'s EventSource (withCredentials) received the event');
+  t.same(listed.seen, [{ hello: 'from another origin' }], "the listed origin's EventSource (withCredentials) received the event");
   t.equal(listed.errors, 0, 'with no error on the way');
   const unlisted = await streamState(pages.unlisted);
-  t.equal(unlisted.state, 'closed', 'the unlisted origin\'s EventSource failed for good');
+  t.equal(unlisted.state, 'closed', "the unlisted origin's EventSource failed for good");
   t.same(unlisted.seen, [], 'and received nothing, though the same event reached the listed page');
   t.ok(
     consoleErrors.unlisted.some((text) => /CORS policy/.test(text) && text.includes(unlistedOrigin)),

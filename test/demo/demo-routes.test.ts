@@ -9,7 +9,11 @@ const replica = (t: Parameters<typeof inProcessApp>[0], env: Record<string, stri
 
 t.test('with demo mode on, the page and its files are served behind a strict CSP', async (t) => {
   const { app: on } = await replica(t, { DEMO_MODE: 'true' });
-  for (const [url, type] of [['/', /^text\/html/], ['/demo.js', /^text\/javascript/], ['/demo.css', /^text\/css/]] as const) {
+  for (const [url, type] of [
+    ['/', /^text\/html/],
+    ['/demo.js', /^text\/javascript/],
+    ['/demo.css', /^text\/css/],
+  ] as const) {
     const response = await on.inject({ method: 'GET', url });
     t.equal(response.statusCode, 200, `GET ${url}`);
     t.match(response.headers['content-type'], type, `${url} content type`);
@@ -17,10 +21,10 @@ t.test('with demo mode on, the page and its files are served behind a strict CSP
   }
   const page = (await on.inject({ method: 'GET', url: '/' })).body;
   t.match(page, /<title>Switchboard demo<\/title>/, 'the demo page');
-  t.match(page, /same origin[^<]*<code>CORS_ORIGINS<\/code>/, 'its banner says a page must be on the API\'s origin unless CORS_ORIGINS lists it');
+  t.match(page, /same origin[^<]*<code>CORS_ORIGINS<\/code>/, "its banner says a page must be on the API's origin unless CORS_ORIGINS lists it");
 });
 
-t.test('with demo mode off, / is a status page and the demo\'s files are absent', async (t) => {
+t.test("with demo mode off, / is a status page and the demo's files are absent", async (t) => {
   const { app: off } = await replica(t, {});
   const response = await off.inject({ method: 'GET', url: '/' });
   t.equal(response.statusCode, 200, 'GET /');
@@ -48,11 +52,15 @@ t.test('with demo mode off the helper endpoints do not exist', async (t) => {
   t.equal((await off.inject({ method: 'GET', url: '/demo/streams/alice' })).statusCode, 404, 'GET /demo/streams/:userId: 404');
 });
 
-t.test('with demo mode on: a token for any user, and this replica\'s stream count', async (t) => {
+t.test("with demo mode on: a token for any user, and this replica's stream count", async (t) => {
   const { app: on, config } = await replica(t, { DEMO_MODE: 'true' });
   const minted = await on.inject({ method: 'POST', url: '/demo/token', payload: { userId: 'alice' } });
   t.equal(minted.statusCode, 201, 'POST /demo/token without a key: 201');
-  t.equal(new StreamTokens(config.streamTokenSecret, config.streamTokenAudience).check(minted.json().token).userId, 'alice', 'a valid subscriber token for the user');
+  t.equal(
+    new StreamTokens(config.streamTokenSecret, config.streamTokenAudience).check(minted.json().token).userId,
+    'alice',
+    'a valid subscriber token for the user',
+  );
 
   const refused = await on.inject({ method: 'POST', url: '/demo/token', payload: { userId: 'not valid!' } });
   t.equal(refused.statusCode, 400, 'a bad user id is refused');

@@ -62,7 +62,10 @@ t.test('npm run demo starts everything, serves the page and a stream through ngi
 
   const opened = waitFor(() => /^ {2}open (http:\/\/\S+)$/m.exec(output)?.[1], { timeoutMs: START_TIMEOUT_MS, label: 'the "open http://..." line' });
   opened.catch(() => {});
-  const url = await Promise.race([opened, exited.then(([code]) => Promise.reject(new Error(`the demo exited (code ${code}) before it was ready:\n${output}`)))]);
+  const url = await Promise.race([
+    opened,
+    exited.then(([code]) => Promise.reject(new Error(`the demo exited (code ${code}) before it was ready:\n${output}`))),
+  ]);
   t.equal(url, `http://127.0.0.1:${http}/`, 'it names the nginx URL');
   const pids = startedPids();
   t.equal(pids.length, 6, 'it lists the pids of redis, three replicas, the worker and nginx');
@@ -100,7 +103,11 @@ t.test('npm run demo starts everything, serves the page and a stream through ngi
 
 t.test('without redis-server it says how to install it and stops', async (t) => {
   // A PATH with nothing on it: redis-server (in /usr/bin) cannot be found; node runs by its full path.
-  const demo = spawn(process.execPath, ['scripts/demo.mjs'], { cwd: REPO_ROOT, env: { ...process.env, PATH: '/nonexistent' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const demo = spawn(process.execPath, ['scripts/demo.mjs'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, PATH: '/nonexistent' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   trackChild(demo);
   let output = '';
   demo.stdout.on('data', (chunk: Buffer) => (output += chunk));

@@ -28,8 +28,12 @@ const SECRETS = ['STREAM_TOKEN_SECRET', 'PUBLISH_API_KEY', 'CALLBACK_SECRET'] as
 
 /** `KEY=value` lines of an env file (as scripts/demo.mjs and Compose read them); comments skipped. */
 function readEnvFile(path: string): Record<string, string> {
-  const lines = readFileSync(path, 'utf8').split('\n').map((line) => line.trim());
-  return Object.fromEntries(lines.filter((line) => line !== '' && !line.startsWith('#')).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .map((line) => line.trim());
+  return Object.fromEntries(
+    lines.filter((line) => line !== '' && !line.startsWith('#')).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  );
 }
 
 /** The entries of every `ports:` list in a Compose file's text. */
@@ -38,7 +42,13 @@ function publishedPorts(compose: string): string[] {
   let inPorts = false;
   for (const line of compose.split('\n')) {
     if (/^\s+ports:\s*$/.test(line)) inPorts = true;
-    else if (inPorts && /^\s+-\s/.test(line)) ports.push(line.replace(/^\s+-\s+/, '').replace(/["']/g, '').trim());
+    else if (inPorts && /^\s+-\s/.test(line))
+      ports.push(
+        line
+          .replace(/^\s+-\s+/, '')
+          .replace(/["']/g, '')
+          .trim(),
+      );
     else inPorts = false;
   }
   return ports;
@@ -83,7 +93,11 @@ t.test('docker-compose.yml passes the Compose validator and has the demo topolog
   t.not(rejected.status, 0, 'an unknown option is rejected');
   t.match(rejected.stderr, /no_such_option/, 'and named');
   const services = compose('config', '--services').stdout.trim().split('\n').sort();
-  t.same(services, ['jaeger', 'nginx', 'redis', 'switchboard-1', 'switchboard-2', 'switchboard-3', 'worker'], 'redis, three replicas, nginx, the worker, jaeger');
+  t.same(
+    services,
+    ['jaeger', 'nginx', 'redis', 'switchboard-1', 'switchboard-2', 'switchboard-3', 'worker'],
+    'redis, three replicas, nginx, the worker, jaeger',
+  );
 
   const text = readFileSync(COMPOSE_FILE, 'utf8');
   for (const name of TEMPLATE_VARIABLES) t.match(text, new RegExp(`^\\s+${name}:`, 'm'), `the nginx service sets the template's ${name}`);
@@ -95,7 +109,10 @@ t.test('the Dockerfile is multi-stage, runs as a non-root user and checks /healt
   const dockerfile = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
   const instructions = dockerfile.split('\n').filter((line) => !line.trimStart().startsWith('#'));
   t.ok(instructions.filter((line) => /^FROM\s/.test(line)).length >= 2, 'more than one stage');
-  t.ok(instructions.some((line) => /^RUN npm ci --omit=dev\b/.test(line)), 'production dependencies only in the image');
+  t.ok(
+    instructions.some((line) => /^RUN npm ci --omit=dev\b/.test(line)),
+    'production dependencies only in the image',
+  );
   const users = instructions.filter((line) => /^USER\s/.test(line));
   t.ok(users.length > 0 && !/^USER\s+(root|0)\b/.test(users.at(-1) as string), `the last USER is not root (${users.at(-1)})`);
   t.ok(instructions.some((line) => /^HEALTHCHECK\s/.test(line)) && /\/healthz/.test(dockerfile), 'a HEALTHCHECK on /healthz');
@@ -109,7 +126,11 @@ t.test('nginx logs the path, never the query (a stream URL carries ?token=)', as
   t.ok(format, 'a log_format is defined');
   const [, name, text] = format ?? ['', '', ''];
   t.match(text, /\$uri\b/, 'it logs $uri');
-  t.notMatch(text, /\$(request|request_uri|args|query_string|arg_\w+|http_referer)\b/, 'not $request, $request_uri, $args, $query_string, $arg_*, $http_referer');
+  t.notMatch(
+    text,
+    /\$(request|request_uri|args|query_string|arg_\w+|http_referer)\b/,
+    'not $request, $request_uri, $args, $query_string, $arg_*, $http_referer',
+  );
   const accessLogs = [...DIRECTIVES.matchAll(/access_log\s+([^;]+);/g)].map((match) => match[1]?.trim().split(/\s+/) ?? []);
   t.ok(accessLogs.length > 0 && accessLogs.every((args) => args[0] === 'off' || args[1] === name), `every access_log uses it (${JSON.stringify(accessLogs)})`);
 });
@@ -129,10 +150,13 @@ t.test('through the shipped nginx: no token in the access log, no /metrics', asy
   const token = 'eyJ.secret-token-in-the-query.sig';
   const refused = await rawRequest({ url: `${nginx.url}/stream/alice?token=${token}`, headers: { accept: 'text/event-stream' } });
   t.equal(refused.status, 401, 'the stream request reached a replica (401 for a bad token)');
-  const logged = await waitFor(() => {
-    const text = existsSync(accessLog) ? readFileSync(accessLog, 'utf8') : '';
-    return text.includes('/stream/alice') ? text : undefined;
-  }, { timeoutMs: 10_000, label: 'the access log line for the stream request' });
+  const logged = await waitFor(
+    () => {
+      const text = existsSync(accessLog) ? readFileSync(accessLog, 'utf8') : '';
+      return text.includes('/stream/alice') ? text : undefined;
+    },
+    { timeoutMs: 10_000, label: 'the access log line for the stream request' },
+  );
   t.notOk(logged.includes(token) || logged.includes('token='), `the access log holds no token: ${logged.trim()}`);
 
   t.equal((await getJson(`${replica.url}/metrics`)).status, 200, 'the replica serves /metrics on its own address');
@@ -150,7 +174,10 @@ t.test('nginx is sized for the streams one replica may hold, and the README says
   const connections = Number(/worker_connections\s+(\d+);/.exec(DIRECTIVES)?.[1]);
   const files = Number(/worker_rlimit_nofile\s+(\d+);/.exec(DIRECTIVES)?.[1]);
   t.equal(workers, 1, 'one worker process (the limits below are per worker)');
-  t.ok(connections >= 2 * maxConnections, `worker_connections ${connections} >= 2 × MAX_CONNECTIONS (${maxConnections}): each stream is a browser and an upstream connection`);
+  t.ok(
+    connections >= 2 * maxConnections,
+    `worker_connections ${connections} >= 2 × MAX_CONNECTIONS (${maxConnections}): each stream is a browser and an upstream connection`,
+  );
   t.ok(files > connections, `worker_rlimit_nofile ${files} > worker_connections ${connections}: one descriptor per connection, plus logs and listeners`);
   const compose = readFileSync(COMPOSE_FILE, 'utf8');
   t.match(compose, new RegExp(`nofile: ${files}\\b`), 'the nginx container may raise its fd limit that far');
@@ -166,15 +193,27 @@ t.test('the demo listens on 127.0.0.1 only, checks readiness, and runs pinned im
   for (const port of ports) t.match(port, /^127\.0\.0\.1:\d+:\d+$/, `${port} is bound to 127.0.0.1`);
 
   const healthchecks = [...compose.matchAll(/healthcheck:\s*\n\s+test:\s*(.+)/g)].map((match) => match[1] as string);
-  t.ok(healthchecks.some((test) => /\/readyz\b/.test(test)), 'the replicas\' healthcheck asks /readyz');
-  t.notOk(healthchecks.some((test) => /\/healthz\b/.test(test)), 'not /healthz (which says nothing about Redis)');
+  t.ok(
+    healthchecks.some((test) => /\/readyz\b/.test(test)),
+    "the replicas' healthcheck asks /readyz",
+  );
+  t.notOk(
+    healthchecks.some((test) => /\/healthz\b/.test(test)),
+    'not /healthz (which says nothing about Redis)',
+  );
 
   const images = [...compose.matchAll(/^\s+image:\s*(\S+)\s*$/gm)].map((match) => match[1] as string).filter((image) => image !== 'switchboard:demo');
   t.ok(images.length >= 4, `the outside images: ${images.join(', ')}`);
   const dockerfile = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
   const base = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1];
   t.ok(base, 'the Dockerfile names its base image');
-  t.ok(dockerfile.split('\n').filter((line) => /^FROM\s/.test(line)).every((line) => /^FROM \$\{NODE_IMAGE\}( AS \w+)?$/.test(line)), 'every stage is built on it');
+  t.ok(
+    dockerfile
+      .split('\n')
+      .filter((line) => /^FROM\s/.test(line))
+      .every((line) => /^FROM \$\{NODE_IMAGE\}( AS \w+)?$/.test(line)),
+    'every stage is built on it',
+  );
   for (const image of [...images, base ?? '']) {
     t.match(image, /:\d+\.\d+\.\d+(-[\w.-]+)?$/, `${image} is pinned to a full version`);
     t.notMatch(image, /:latest$/, `${image} is not latest`);
@@ -198,7 +237,13 @@ t.test('the demo env and the production example are apart', async (t) => {
   for (const name of SECRETS) {
     t.match(example[name], /REPLACE_ME/, `${name} is a placeholder`);
     // Each placeholder on its own stops the boot: nobody runs with a secret from the repository.
-    const others = Object.fromEntries(SECRETS.filter((other) => other !== name).map((other) => [other, other === 'CALLBACK_SECRET' ? `whsec_${'A'.repeat(40)}` : 'x'.repeat(32)]));
-    t.throws(() => loadConfig({ ...example, ...others }), { code: 'invalid_config', message: new RegExp(name) }, `a replica refuses to boot with the ${name} placeholder, and names it`);
+    const others = Object.fromEntries(
+      SECRETS.filter((other) => other !== name).map((other) => [other, other === 'CALLBACK_SECRET' ? `whsec_${'A'.repeat(40)}` : 'x'.repeat(32)]),
+    );
+    t.throws(
+      () => loadConfig({ ...example, ...others }),
+      { code: 'invalid_config', message: new RegExp(name) },
+      `a replica refuses to boot with the ${name} placeholder, and names it`,
+    );
   }
 });

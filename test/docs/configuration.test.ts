@@ -45,7 +45,10 @@ t.test('each documented default is the schema default', async (t) => {
   t.ok(compared >= 20, `${compared} defaults compared`);
 });
 
-t.test('OTEL_* is documented apart from the schema\'s table', async (t) => {
-  t.notOk([...rows.keys()].some((name) => name.startsWith('OTEL_')), 'no OTEL_ variable in the table');
+t.test("OTEL_* is documented apart from the schema's table", async (t) => {
+  t.notOk(
+    [...rows.keys()].some((name) => name.startsWith('OTEL_')),
+    'no OTEL_ variable in the table',
+  );
   t.match(DOC, /^## OpenTelemetry \(`OTEL_\*`\)$/m, 'a section of its own');
 });

@@ -83,7 +83,8 @@ t.test('with REDIS_URL and ALLOW_UNSIGNED_CALLBACKS=true instead of CALLBACK_SEC
   const base = { REDIS_URL: redis.url, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: KEY };
   const unsigned = await startReplica(t, { ...base, CALLBACK_SECRET: undefined, ALLOW_UNSIGNED_CALLBACKS: 'true' });
   const signed = await startReplica(t, { ...base, CALLBACK_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}`, ALLOW_UNSIGNED_CALLBACKS: undefined });
-  const isWarning = (e: { level?: unknown; msg?: unknown }): boolean => (e.level === 40 || e.level === 'warn') && /ALLOW_UNSIGNED_CALLBACKS/.test(String(e.msg));
+  const isWarning = (e: { level?: unknown; msg?: unknown }): boolean =>
+    (e.level === 40 || e.level === 'warn') && /ALLOW_UNSIGNED_CALLBACKS/.test(String(e.msg));
   const warning = await unsigned.waitForLog(isWarning, 5000, { label: 'the unsigned-callbacks warning' });
   t.match(warning.msg, /unsigned/, `it warns: ${warning.msg}`);
   // A line logged after boot: any boot warning is already in the log before it.
@@ -159,10 +160,10 @@ t.test('without REDIS_URL or secrets it runs on the in-process backplane and its
   t.not(key, secret, 'key and secret differ');
   // The example is printed after the secrets; wait for its last command.
   await replica.waitForLine(/\/v1\/users\/alice\/events/, 2000, { label: 'quickstart publish example' });
-  const first = replica.logs.findIndex((l) => l === keyLine);
+  const first = replica.logs.indexOf(keyLine);
   const block = replica.logs.slice(first);
   const text = block.join('\n');
-  t.match(text, `http://localhost:${replica.port}/v1/tokens`, 'the example targets this replica\'s port');
+  t.match(text, `http://localhost:${replica.port}/v1/tokens`, "the example targets this replica's port");
   t.match(text, `authorization: Bearer ${key}`, 'the example carries the generated key');
 
   // The quickstart over HTTP: printed key → token → stream; printed key → publish → event.
@@ -188,7 +189,9 @@ t.test('without REDIS_URL or secrets it runs on the in-process backplane and its
   const bob = await openSse(`${replica.url}/stream/bob?token=${own}`);
   t.teardown(() => bob.close());
   t.equal(bob.status, 200, 'a token signed with the printed STREAM_TOKEN_SECRET is accepted');
-  const forged = await openSse(`${replica.url}/stream/bob?token=${jwt(`${secret}x`, { sub: 'bob', aud: 'switchboard', exp: Math.floor(Date.now() / 1000) + 600 })}`);
+  const forged = await openSse(
+    `${replica.url}/stream/bob?token=${jwt(`${secret}x`, { sub: 'bob', aud: 'switchboard', exp: Math.floor(Date.now() / 1000) + 600 })}`,
+  );
   t.teardown(() => forged.close());
   t.equal(forged.status, 401, 'one signed with another secret is not');
 
@@ -200,7 +203,7 @@ t.test('without REDIS_URL or secrets it runs on the in-process backplane and its
   t.match(pastedToken, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'step 1 as printed yields a token');
   const pasted = await openSse(`${replica.url}/stream/alice?token=${pastedToken}`);
   t.teardown(() => pasted.close());
-  t.equal(pasted.status, 200, 'that token opens alice\'s stream');
+  t.equal(pasted.status, 200, "that token opens alice's stream");
   await pasted.waitFor((c) => c.comments.length > 0, 5000, 'pasted stream open');
   const { stdout: step3Answer } = await bash(step(block, 3));
   t.match(step3Answer, /"receivers":1/, `step 3 as printed publishes: ${step3Answer.trim()}`);
@@ -213,7 +216,11 @@ t.test('with REDIS_URL pointing where nothing listens, the replica never reports
   // fails, start() rejects, and main() exits 1 before listening. Were it to listen instead,
   // /readyz would have to stay 503; this test pins the exit.
   const port = await freePort();
-  const run = await runMain(t, { REDIS_URL: `redis://127.0.0.1:${port}`, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: KEY, ALLOW_UNSIGNED_CALLBACKS: 'true' }, 15_000);
+  const run = await runMain(
+    t,
+    { REDIS_URL: `redis://127.0.0.1:${port}`, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: KEY, ALLOW_UNSIGNED_CALLBACKS: 'true' },
+    15_000,
+  );
   t.equal(run.signal, null, 'it exited by itself');
   t.ok(run.code !== null && run.code !== 0, `exit code ${run.code} (non-zero)`);
   t.notMatch(run.stdout, /"msg":"listening"/, 'it never listened, so it never answered /readyz 200');
@@ -227,7 +234,11 @@ t.test('with REDIS_URL pointing where nothing listens, the replica never reports
 
 t.test('with REDIS_CLUSTER_NODES pointing at a Redis without cluster mode, the boot stops and says why', async (t) => {
   const redis = await startRedis(t);
-  const run = await runMain(t, { REDIS_CLUSTER_NODES: `127.0.0.1:${redis.port}`, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: KEY, ALLOW_UNSIGNED_CALLBACKS: 'true' }, 20_000);
+  const run = await runMain(
+    t,
+    { REDIS_CLUSTER_NODES: `127.0.0.1:${redis.port}`, STREAM_TOKEN_SECRET: SECRET, PUBLISH_API_KEY: KEY, ALLOW_UNSIGNED_CALLBACKS: 'true' },
+    20_000,
+  );
   t.equal(run.signal, null, 'it exited by itself');
   t.ok(run.code !== null && run.code !== 0, `exit code ${run.code} (non-zero)`);
   t.notMatch(run.stdout, /"msg":"listening"/, 'it never listened');

@@ -36,7 +36,7 @@ function longestGap(arrivals: number[], from: number, to: number): number {
   return gap;
 }
 
-t.test('Cluster: one shard\'s subscriber goes deaf; only that shard is detected, rebuilt and caught up; other shards are never held', async (t) => {
+t.test("Cluster: one shard's subscriber goes deaf; only that shard is detected, rebuilt and caught up; other shards are never held", async (t) => {
   const cluster = await startRedisCluster(t, { extraArgs: ['--cluster-require-full-coverage', 'no'] });
   const masters = await cluster.masters();
   const natted = masters[0]!;
@@ -50,7 +50,7 @@ t.test('Cluster: one shard\'s subscriber goes deaf; only that shard is detected,
       }
       return true;
     },
-    { timeoutMs: 10_000, label: 'every node announcing the master at the proxy\'s address' },
+    { timeoutMs: 10_000, label: "every node announcing the master at the proxy's address" },
   );
   await cluster.waitForState('ok');
 
@@ -70,10 +70,12 @@ t.test('Cluster: one shard\'s subscriber goes deaf; only that shard is detected,
     const shard = await cluster.masterOfSlot(cluster.slotOf(`sb:{u:${user}}:ch`));
     const connection = await waitOpen(await fleet.stream(replica, user), user);
     const stream: Stream = { user, shard, connection, arrivals: [] };
-    connection.waitFor(() => {
-      while (stream.arrivals.length < connection.events.length) stream.arrivals.push(performance.now());
-      return false;
-    }, 120_000).catch(() => {});
+    connection
+      .waitFor(() => {
+        while (stream.arrivals.length < connection.events.length) stream.arrivals.push(performance.now());
+        return false;
+      }, 120_000)
+      .catch(() => {});
     streams.push(stream);
   }
   t.teardown(() => streams.forEach((s) => s.connection.close()));
@@ -81,19 +83,22 @@ t.test('Cluster: one shard\'s subscriber goes deaf; only that shard is detected,
 
   const subscriberIds = async (): Promise<Map<ClusterNode, string>> =>
     new Map(
-      await Promise.all(
-        masters.map(async (m) => [m, (await m.clientList()).find((c) => c.name === SUBSCRIBER_NAME)?.id ?? 'none'] as [ClusterNode, string]),
-      ),
+      await Promise.all(masters.map(async (m) => [m, (await m.clientList()).find((c) => c.name === SUBSCRIBER_NAME)?.id ?? 'none'] as [ClusterNode, string])),
     );
   const idsBefore = await subscriberIds();
-  t.ok([...idsBefore.values()].every((id) => id !== 'none'), 'the replica has its own subscriber on every master');
+  t.ok(
+    [...idsBefore.values()].every((id) => id !== 'none'),
+    'the replica has its own subscriber on every master',
+  );
 
   const accepted = new Map<string, number[]>(streams.map((s) => [s.user, []]));
   let retried = 0;
   const publishUntilAccepted = async (seq: number): Promise<void> => {
     const user = `deaf-${seq % USERS}`;
     for (let attempt = 0; ; attempt++) {
-      const answer = await postJson(`${replica.url}/v1/users/${user}/events`, { id: `seq-${seq}`, data: { seq } }, { bearer: PUBLISH_API_KEY }).catch(() => undefined);
+      const answer = await postJson(`${replica.url}/v1/users/${user}/events`, { id: `seq-${seq}`, data: { seq } }, { bearer: PUBLISH_API_KEY }).catch(
+        () => undefined,
+      );
       if (answer?.status === 202) break;
       retried++;
       if (attempt >= 100) throw new Error(`publish ${seq} kept failing: ${answer?.status} ${answer?.text}`);
@@ -112,7 +117,7 @@ t.test('Cluster: one shard\'s subscriber goes deaf; only that shard is detected,
     const now = performance.now();
     if (deafenedAt === 0 && now - started >= DEAFEN_AT_MS) {
       const mark = replica.logMark();
-      t.equal(proxy.deafen(SUBSCRIBER_NAME), 1, 'exactly one connection made deaf: the replica\'s subscriber to the proxied master');
+      t.equal(proxy.deafen(SUBSCRIBER_NAME), 1, "exactly one connection made deaf: the replica's subscriber to the proxied master");
       deafenedAt = performance.now();
       void replica
         .waitForLog((e) => e.msg === 'shard subscriber stopped hearing its probe; reconnecting', 15_000, { since: mark })
@@ -128,7 +133,10 @@ t.test('Cluster: one shard\'s subscriber goes deaf; only that shard is detected,
     }
     if (resubscribedAt > 0 && now - resubscribedAt >= AFTER_RECOVERY_MS) break;
     const user = `deaf-${seq % USERS}`;
-    chains.set(user, (chains.get(user) ?? Promise.resolve()).then(() => publishUntilAccepted(seq)));
+    chains.set(
+      user,
+      (chains.get(user) ?? Promise.resolve()).then(() => publishUntilAccepted(seq)),
+    );
     const wait = started + ((seq + 1) * 1000) / RATE_PER_SECOND - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait)); // the publisher's pace
   }
@@ -147,16 +155,27 @@ t.test('Cluster: one shard\'s subscriber goes deaf; only that shard is detected,
 
   const idsAfter = await subscriberIds();
   for (const m of masters) {
-    if (m === natted) t.not(idsAfter.get(m), idsBefore.get(m), 'the deaf shard\'s subscriber was rebuilt (a new connection)');
+    if (m === natted) t.not(idsAfter.get(m), idsBefore.get(m), "the deaf shard's subscriber was rebuilt (a new connection)");
     else t.equal(idsAfter.get(m), idsBefore.get(m), `the subscriber to ${m.addr} was left alone`);
   }
 
   const end = performance.now();
   const gapOf = (shards: ClusterNode[], from: number): number =>
-    longestGap(streams.filter((s) => shards.includes(s.shard)).flatMap((s) => s.arrivals), from, end);
-  const baselineMs = longestGap(streams.flatMap((s) => s.arrivals), started + 500, deafenedAt);
+    longestGap(
+      streams.filter((s) => shards.includes(s.shard)).flatMap((s) => s.arrivals),
+      from,
+      end,
+    );
+  const baselineMs = longestGap(
+    streams.flatMap((s) => s.arrivals),
+    started + 500,
+    deafenedAt,
+  );
   const deafGapMs = gapOf([natted], deafenedAt - 500);
-  const otherGapMs = gapOf(masters.filter((m) => m !== natted), deafenedAt - 500);
+  const otherGapMs = gapOf(
+    masters.filter((m) => m !== natted),
+    deafenedAt - 500,
+  );
   const detectedMs = detectedAt - deafenedAt;
   t.comment(
     `deaf shard (probe every ${PROBE_INTERVAL_MS} ms): detected ${detectedMs.toFixed(0)} ms after deafening (probe unheard for ${detection.unheardMs} ms), ` +
@@ -171,6 +190,9 @@ t.test('Cluster: one shard\'s subscriber goes deaf; only that shard is detected,
     detection.unheardMs !== undefined && detection.unheardMs > PROBE_INTERVAL_MS * 3 && detection.unheardMs <= PROBE_INTERVAL_MS * 4 + slackMs,
     'declared deaf after 3 probe intervals unheard, at the next tick',
   );
-  t.ok(detectedMs <= PROBE_INTERVAL_MS * 5 + slackMs, 'detected within 5 intervals of the deafening: up to 1 until a probe goes unheard, 3 unheard, up to 1 to the tick');
-  t.ok(otherGapMs < 1000, 'the other shards\' streams were never held');
+  t.ok(
+    detectedMs <= PROBE_INTERVAL_MS * 5 + slackMs,
+    'detected within 5 intervals of the deafening: up to 1 until a probe goes unheard, 3 unheard, up to 1 to the tick',
+  );
+  t.ok(otherGapMs < 1000, "the other shards' streams were never held");
 });

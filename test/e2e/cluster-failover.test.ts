@@ -41,7 +41,7 @@ function longestGap(arrivals: number[], from: number): number {
   return gap;
 }
 
-t.test('Cluster: kill -9 the busiest shard\'s master mid-stream; every stream gets every accepted event once, in order', async (t) => {
+t.test("Cluster: kill -9 the busiest shard's master mid-stream; every stream gets every accepted event once, in order", async (t) => {
   // With full coverage required (Redis' default), every shard refuses commands (CLUSTERDOWN) from
   // the moment the dead master is marked failed until its replica is promoted: measured ~1.1 s of
   // silence on the healthy shards too. Production clusters that want shards independent set this.
@@ -86,26 +86,26 @@ t.test('Cluster: kill -9 the busiest shard\'s master mid-stream; every stream ge
       const connection = await waitOpen(await openSse(`${via.url}/stream/${user}?token=${minted.json.token}`, { timeoutMs: 10_000 }), user);
       const stream: Stream = { user, shard, connection, received: [], arrivals: [] };
       // Called on every chunk: records each new event's arrival. Never true; ends with the connection.
-      connection.waitFor(() => {
-        for (const event of connection.events.slice(stream.received.length)) {
-          if (event.type === 'reset') {
-            stream.received.push(-1);
-            continue;
+      connection
+        .waitFor(() => {
+          for (const event of connection.events.slice(stream.received.length)) {
+            if (event.type === 'reset') {
+              stream.received.push(-1);
+              continue;
+            }
+            stream.received.push(JSON.parse(event.data).seq as number);
+            stream.arrivals.push(performance.now());
           }
-          stream.received.push(JSON.parse(event.data).seq as number);
-          stream.arrivals.push(performance.now());
-        }
-        return false;
-      }, 300_000).catch(() => {});
+          return false;
+        }, 300_000)
+        .catch(() => {});
       return stream;
     });
     streams.push(...(await Promise.all(batch)));
   }
   t.equal(new Set(streams.map((s) => s.shard)).size, masters.length, 'the users spread over every shard');
 
-  const busiest = masters
-    .map((m) => ({ m, users: streams.filter((s) => s.shard === m).length }))
-    .sort((a, b) => b.users - a.users)[0]!.m;
+  const busiest = masters.map((m) => ({ m, users: streams.filter((s) => s.shard === m).length })).sort((a, b) => b.users - a.users)[0]!.m;
   const onBusiest = new Set(streams.filter((s) => s.shard === busiest).map((s) => s.user));
   const [heir] = await cluster.replicasOf(busiest);
   const accepted = new Map<string, number[]>(streams.map((s) => [s.user, []]));
@@ -122,7 +122,9 @@ t.test('Cluster: kill -9 the busiest shard\'s master mid-stream; every stream ge
     const via = replicas[seq % replicas.length]!;
     const firstTry = performance.now();
     for (;;) {
-      const answer = await postJson(`${via.url}/v1/users/${user}/events`, { id: `seq-${seq}`, data: { seq } }, { bearer: PUBLISH_API_KEY }).catch(() => undefined);
+      const answer = await postJson(`${via.url}/v1/users/${user}/events`, { id: `seq-${seq}`, data: { seq } }, { bearer: PUBLISH_API_KEY }).catch(
+        () => undefined,
+      );
       if (answer?.status === 202) break;
       retried++;
       if (performance.now() - firstTry > PUBLISH_RETRY_FOR_MS) throw new Error(`publish ${seq} kept failing: ${answer?.status} ${answer?.text}`);
@@ -146,18 +148,24 @@ t.test('Cluster: kill -9 the busiest shard\'s master mid-stream; every stream ge
           promotedAt = performance.now();
           return true;
         },
-        { timeoutMs: 20_000, intervalMs: 50, label: 'the killed master\'s replica promoted' },
+        { timeoutMs: 20_000, intervalMs: 50, label: "the killed master's replica promoted" },
       ).catch(() => {});
     }
     const user = users[seq % USERS]!.user;
-    chains.set(user, (chains.get(user) ?? Promise.resolve()).then(() => publishUntilAccepted(seq)));
+    chains.set(
+      user,
+      (chains.get(user) ?? Promise.resolve()).then(() => publishUntilAccepted(seq)),
+    );
     const wait = started + ((seq + 1) * 1000) / RATE_PER_SECOND - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait)); // the publisher's pace
   }
   await Promise.all(chains.values());
   t.ok(killedAt > 0, 'the master was killed while events flowed');
   const failover = await cluster.waitForFailover();
-  t.ok(failover.promoted.length > 0, `a replica took over the killed master's slots (settled, as first checked after publishing, ${failover.ms} ms after the kill)`);
+  t.ok(
+    failover.promoted.length > 0,
+    `a replica took over the killed master's slots (settled, as first checked after publishing, ${failover.ms} ms after the kill)`,
+  );
 
   const deduped = (s: Stream): number[] => [...new Set(s.received.filter((seq) => seq >= 0))];
   await waitFor(() => streams.every((s) => deduped(s).length >= accepted.get(s.user)!.length || s.received.includes(-1)), {
@@ -173,11 +181,18 @@ t.test('Cluster: kill -9 the busiest shard\'s master mid-stream; every stream ge
     // A reset is allowed only where history proves an acknowledged write was lost.
     const missing = expected.filter((seq) => !deduped(s).includes(seq));
     const history = JSON.stringify(await cluster.call(`sb:{u:${s.user}}:hist`, 'XRANGE', `sb:{u:${s.user}}:hist`, '-', '+'));
-    t.ok(missing.length > 0 && missing.every((seq) => !history.includes(`{\\"seq\\":${seq}}`)), `${s.user}: its reset covers writes the new master lost (${missing.join(', ')})`);
+    t.ok(
+      missing.length > 0 && missing.every((seq) => !history.includes(`{\\"seq\\":${seq}}`)),
+      `${s.user}: its reset covers writes the new master lost (${missing.join(', ')})`,
+    );
   }
 
   // The gaps: the longest time a shard's streams together received nothing, from a second before the kill.
-  const gapOf = (shard: ClusterNode): number => longestGap(streams.filter((s) => s.shard === shard).flatMap((s) => s.arrivals), killedAt - 1000);
+  const gapOf = (shard: ClusterNode): number =>
+    longestGap(
+      streams.filter((s) => s.shard === shard).flatMap((s) => s.arrivals),
+      killedAt - 1000,
+    );
   const killedGapMs = gapOf(busiest);
   const otherGapsMs = masters.filter((m) => m !== busiest).map(gapOf);
   t.comment(
@@ -188,5 +203,8 @@ t.test('Cluster: kill -9 the busiest shard\'s master mid-stream; every stream ge
       `${streams.filter((s) => s.received.includes(-1)).length} streams told of a gap`,
   );
   t.ok(killedGapMs < 15_000, 'delivery resumed on the killed shard');
-  t.ok(otherGapsMs.every((gap) => gap < 1000), 'the other shards\' streams were never held for a second');
+  t.ok(
+    otherGapsMs.every((gap) => gap < 1000),
+    "the other shards' streams were never held for a second",
+  );
 });

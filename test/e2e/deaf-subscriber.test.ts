@@ -49,6 +49,10 @@ t.test('a deaf subscriber is detected and recovered within 15 s, and the stream 
   await fleet.publish(replica, 'deaf', 'live');
   sent.push('live');
   await stream.waitForEvents(sent.length, 5000);
-  t.same(stream.events.map((e) => JSON.parse(e.data)), sent, 'every accepted event arrived, in order, once');
+  t.same(
+    stream.events.map((e) => JSON.parse(e.data)),
+    sent,
+    'every accepted event arrived, in order, once',
+  );
   t.equal(stream.comments.filter((c) => c === 'connected').length, 1, 'the stream itself never reconnected');
 });

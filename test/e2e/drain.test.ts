@@ -26,8 +26,14 @@ t.test('SIGTERM: unready at once, new streams bounced with retry, open streams e
     streams.push(...batch);
   }
   await Promise.all(streams.map((s, i) => waitOpen(s, `drain-${i}`)));
-  t.ok(streams.every((s) => s.headers['x-replica-id'] === draining.replicaId), `${STREAMS} streams open on ${draining.replicaId}`);
-  t.ok(streams.every((s) => s.retries[0] === RETRY_MS), 'each stream got retry: RETRY_MS on open');
+  t.ok(
+    streams.every((s) => s.headers['x-replica-id'] === draining.replicaId),
+    `${STREAMS} streams open on ${draining.replicaId}`,
+  );
+  t.ok(
+    streams.every((s) => s.retries[0] === RETRY_MS),
+    'each stream got retry: RETRY_MS on open',
+  );
   const survivor = await waitOpen(await fleet.stream(other, 'survivor'), 'survivor');
   t.teardown(() => survivor.close());
   t.equal((await getJson(`${draining.url}/readyz`)).status, 200, 'ready before SIGTERM');
@@ -79,7 +85,10 @@ t.test('SIGTERM: unready at once, new streams bounced with retry, open streams e
     finalRetries.push(Number(match[1]));
   }
   t.equal(endedWithRetry, STREAMS, 'every open stream ended with a retry: line before the end');
-  t.ok(streams.every((s) => s.retries.length === 2 && s.retries[1] === finalRetries[streams.indexOf(s)]), 'the client parsed that retry: as its reconnect hint');
+  t.ok(
+    streams.every((s) => s.retries.length === 2 && s.retries[1] === finalRetries[streams.indexOf(s)]),
+    'the client parsed that retry: as its reconnect hint',
+  );
   const distinct = new Set(finalRetries).size;
   t.ok(distinct > 1, `the drain retry: values are jittered (${distinct} distinct of ${STREAMS})`);
   const endTimes = [...endedAt.values()].map((at) => at - sigtermAt);
@@ -97,7 +106,10 @@ t.test('SIGTERM: unready at once, new streams bounced with retry, open streams e
   t.same(exit, { code: 0, signal: null }, 'exit code 0');
   t.ok(exitMs < DRAIN_MS + EXIT_MARGIN_MS, `exited ${exitMs.toFixed(0)} ms after SIGTERM (bound ${DRAIN_MS} + ${EXIT_MARGIN_MS} ms)`);
   t.comment(`SIGTERM → exit: ${exitMs.toFixed(0)} ms (DRAIN_MS ${DRAIN_MS})`);
-  t.ok(draining.logs.some((l) => /draining/.test(l)), 'the replica logged its drain');
+  t.ok(
+    draining.logs.some((l) => /draining/.test(l)),
+    'the replica logged its drain',
+  );
 
   // The other replica behind the same Redis keeps working, before and after the exit.
   t.notOk(survivor.isEnded(), 'the stream on the other replica was not touched');

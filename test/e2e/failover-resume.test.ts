@@ -64,7 +64,9 @@ t.test('kill -9 the busiest replica mid-flow: every client resumes elsewhere wit
     // Publish through the proxy; a publish that fails (the replica died under it) is retried with
     // the same idempotency id, so it is accepted once whichever replica takes the retry.
     for (let attempt = 0; ; attempt++) {
-      const answer = await postJson(`${proxy.url}/v1/users/${user}/events`, { id: `seq-${seq}`, data: { seq } }, { bearer: PUBLISH_API_KEY }).catch(() => undefined);
+      const answer = await postJson(`${proxy.url}/v1/users/${user}/events`, { id: `seq-${seq}`, data: { seq } }, { bearer: PUBLISH_API_KEY }).catch(
+        () => undefined,
+      );
       if (answer?.status === 202) break;
       failedAttempts++;
       if (attempt > 20) throw new Error(`publish ${seq} kept failing: ${answer?.status} ${answer?.text}`);
@@ -90,7 +92,10 @@ t.test('kill -9 the busiest replica mid-flow: every client resumes elsewhere wit
 
   const moved = clients.filter((c) => c.replicas[0] === busiestId);
   t.equal(moved.length, busiestCount);
-  t.ok(moved.every((c) => c.opens.length >= 2 && c.replicas.at(-1) !== busiestId), 'the killed replica\'s clients reconnected to another replica');
+  t.ok(
+    moved.every((c) => c.opens.length >= 2 && c.replicas.at(-1) !== busiestId),
+    "the killed replica's clients reconnected to another replica",
+  );
   const reconnectMs = moved.map((c) => c.opens[1]! - killedAt);
   t.comment(
     `${moved.length} clients moved off ${busiestId}: reconnected after median ${percentile(reconnectMs, 50).toFixed(0)} ms, ` +

@@ -8,8 +8,8 @@ import { waitFor } from '../helpers/wait-for.js';
 // default 3600) for the dedupe test below; nothing else here keeps history that long.
 const fleet = await startFleet(t, 3, { HISTORY_TTL_SECONDS: '60' });
 
-t.test('a callback posted to any replica reaches the job user\'s stream on another, once per idempotency key', async (t) => {
-  const [r1, r2, r3] = fleet.replicas as [typeof fleet.replicas[0], typeof fleet.replicas[0], typeof fleet.replicas[0]];
+t.test("a callback posted to any replica reaches the job user's stream on another, once per idempotency key", async (t) => {
+  const [r1, r2, r3] = fleet.replicas as [(typeof fleet.replicas)[0], (typeof fleet.replicas)[0], (typeof fleet.replicas)[0]];
 
   const created = await postJson(`${r1.url}/v1/jobs`, { userId: 'carol', metadata: { kind: 'report' } }, { bearer: PUBLISH_API_KEY });
   t.equal(created.status, 201);
@@ -20,9 +20,13 @@ t.test('a callback posted to any replica reaches the job user\'s stream on anoth
   const stream = await waitOpen(await fleet.stream(r2, 'carol'), 'carol on r2');
   t.teardown(() => stream.close());
 
-  const callback = await postJson(`${r3.url}/v1/callbacks/${correlationId}`, { status: 'done', rows: 42 }, {
-    headers: { 'idempotency-key': 'attempt-1', 'x-event-type': 'job.done' },
-  });
+  const callback = await postJson(
+    `${r3.url}/v1/callbacks/${correlationId}`,
+    { status: 'done', rows: 42 },
+    {
+      headers: { 'idempotency-key': 'attempt-1', 'x-event-type': 'job.done' },
+    },
+  );
   t.equal(callback.status, 202);
   t.same({ receivers: callback.json.receivers, duplicate: callback.json.duplicate }, { receivers: 1, duplicate: false });
 
@@ -36,9 +40,13 @@ t.test('a callback posted to any replica reaches the job user\'s stream on anoth
 
   // The job system retries the same callback three times, each to a different replica.
   for (const replica of [r1, r2, r3]) {
-    const retry = await postJson(`${replica.url}/v1/callbacks/${correlationId}`, { status: 'done', rows: 42 }, {
-      headers: { 'idempotency-key': 'attempt-1', 'x-event-type': 'job.done' },
-    });
+    const retry = await postJson(
+      `${replica.url}/v1/callbacks/${correlationId}`,
+      { status: 'done', rows: 42 },
+      {
+        headers: { 'idempotency-key': 'attempt-1', 'x-event-type': 'job.done' },
+      },
+    );
     t.equal(retry.status, 202, `retry via ${replica.replicaId} accepted`);
     t.equal(retry.json.duplicate, true, `retry via ${replica.replicaId} flagged duplicate`);
     t.equal(retry.json.eventId, callback.json.eventId, 'a duplicate answers the original event id');
@@ -55,12 +63,20 @@ t.test('a callback posted to any replica reaches the job user\'s stream on anoth
   t.equal(job.json.userId, 'carol');
   t.equal(job.json.status, 'callback_received', 'the latest callback named no status');
   t.same(job.json.metadata, { kind: 'report' });
-  t.same(job.json.callbacks.map((c: { eventId: string }) => c.eventId), [later.json.eventId, callback.json.eventId], 'newest first, duplicates not recorded');
-  t.same(job.json.callbacks.map((c: { payload: unknown }) => c.payload), [{ step: 2 }, { status: 'done', rows: 42 }], 'each with its payload');
+  t.same(
+    job.json.callbacks.map((c: { eventId: string }) => c.eventId),
+    [later.json.eventId, callback.json.eventId],
+    'newest first, duplicates not recorded',
+  );
+  t.same(
+    job.json.callbacks.map((c: { payload: unknown }) => c.payload),
+    [{ step: 2 }, { status: 'done', rows: 42 }],
+    'each with its payload',
+  );
 
   const userToken = await fleet.token('carol');
   const asUser = await getJson(`${r3.url}/v1/jobs/${correlationId}`, { bearer: userToken });
-  t.equal(asUser.status, 200, 'the job\'s user may read it with a stream token');
+  t.equal(asUser.status, 200, "the job's user may read it with a stream token");
 });
 
 t.test('callbacks for unknown or expired jobs are 404 on every replica', async (t) => {

@@ -14,9 +14,7 @@ t.test('150 streams over 3 replicas each get exactly their own events, in order,
   const [r1, r2, r3] = fleet.replicas;
   const streams: SseConnection[] = [];
   for (let i = 0; i < USERS; i += 25) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(25, USERS - i) }, (_, j) => fleet.stream(fleet.replicas[(i + j) % 3]!, `user-${i + j}`)),
-    );
+    const batch = await Promise.all(Array.from({ length: Math.min(25, USERS - i) }, (_, j) => fleet.stream(fleet.replicas[(i + j) % 3]!, `user-${i + j}`)));
     streams.push(...batch);
   }
   t.teardown(() => streams.forEach((s) => s.close()));
@@ -49,8 +47,14 @@ t.test('150 streams over 3 replicas each get exactly their own events, in order,
     else t.fail(`user-${i} got ${JSON.stringify(got)}`);
   });
   t.equal(exact, USERS, 'every stream got exactly its own events in order');
-  t.ok(receivers.every((n) => n === 1), 'each publish reached exactly the one replica holding the stream');
-  t.ok(streams.every((s) => s.events.every((e) => e.type === 'message' && e.lastEventId.length > 0)), 'events carry type and id');
+  t.ok(
+    receivers.every((n) => n === 1),
+    'each publish reached exactly the one replica holding the stream',
+  );
+  t.ok(
+    streams.every((s) => s.events.every((e) => e.type === 'message' && e.lastEventId.length > 0)),
+    'events carry type and id',
+  );
 
   // Latency, measured apart from the flood above (which loads this test process more than the
   // replicas): one event at a time, each to a random user via a replica not holding its stream.
@@ -87,5 +91,9 @@ t.test('a topic event reaches every stream that joined it, on every replica', as
   // The bystander did not join the topic: a later event of its own is the first it sees.
   await fleet.publish(fleet.replicas[2]!, 'bystander', 'own');
   await bystander.waitForEvents(1);
-  t.same(bystander.events.map((e) => e.data), ['"own"'], 'a stream that did not join the topic never sees it');
+  t.same(
+    bystander.events.map((e) => e.data),
+    ['"own"'],
+    'a stream that did not join the topic never sees it',
+  );
 });

@@ -50,7 +50,11 @@ t.test('unready probes: one warning per change of state, no per-probe error line
   const probeIds = new Set(logged.filter((e) => e.req?.url === '/readyz').map((e) => e.reqId));
   t.ok(probeIds.size >= whileDown + whileDraining, `${probeIds.size} probes were logged as requests`);
   const perProbe = logged.filter((e) => probeIds.has(e.reqId) && (e.level >= 40 || e.err !== undefined));
-  t.same(perProbe.map((e) => e.msg), [], 'no probe logged a warning, an error or a stack of its own');
+  t.same(
+    perProbe.map((e) => e.msg),
+    [],
+    'no probe logged a warning, an error or a stack of its own',
+  );
   const changes = logged.filter((e) => e.msg === 'not ready' || e.msg === 'ready again').map((e) => [e.level, e.msg, e.reason ?? e.was]);
   t.same(
     changes,

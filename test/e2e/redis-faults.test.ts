@@ -7,7 +7,7 @@ import { waitFor } from '../helpers/wait-for.js';
 
 t.test('Redis killed: 503 within about a second everywhere; back: open streams receive again', async (t) => {
   const fleet = await startFleet(t, 3, { PROBE_INTERVAL_MS: '500' }, { persistence: 'aof' });
-  const [r1, r2, r3] = fleet.replicas as [typeof fleet.replicas[0], typeof fleet.replicas[0], typeof fleet.replicas[0]];
+  const [r1, r2, r3] = fleet.replicas as [(typeof fleet.replicas)[0], (typeof fleet.replicas)[0], (typeof fleet.replicas)[0]];
   const job = await postJson(`${r1.url}/v1/jobs`, { userId: 'erin' }, { bearer: PUBLISH_API_KEY });
   const streams = await Promise.all([r1, r2, r3].map((r, i) => fleet.stream(r, `fault-${i}`)));
   t.teardown(() => streams.forEach((s) => s.close()));
@@ -54,7 +54,11 @@ t.test('Redis killed: 503 within about a second everywhere; back: open streams r
     t.equal(answer.status, 202);
     t.equal(answer.json.receivers, 1, `fault-${i}'s replica is subscribed again`);
     await stream.waitForEvents(2);
-    t.same(stream.events.map((e) => e.data), ['"before"', '"after"'], `fault-${i} heard again on the same connection`);
+    t.same(
+      stream.events.map((e) => e.data),
+      ['"before"', '"after"'],
+      `fault-${i} heard again on the same connection`,
+    );
     t.equal(stream.comments.filter((c) => c === 'connected').length, 1, 'the stream never reconnected');
   }
 });
@@ -92,7 +96,11 @@ t.test('CLIENT KILL TYPE pubsub every 2 s while events flow: open streams lose n
   for (const [i, stream] of streams.entries()) {
     const expected = sent.get(users[i]!)!;
     await stream.waitForEvents(expected.length, 15_000);
-    t.same(stream.events.map((e) => JSON.parse(e.data).n), expected, `${users[i]}: all ${expected.length} events, in order, none twice`);
+    t.same(
+      stream.events.map((e) => JSON.parse(e.data).n),
+      expected,
+      `${users[i]}: all ${expected.length} events, in order, none twice`,
+    );
     t.equal(stream.comments.filter((c) => c === 'connected').length, 1, `${users[i]} never reconnected`);
   }
 });

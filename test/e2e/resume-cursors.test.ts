@@ -20,7 +20,7 @@ const dataOf = (c: SseConnection): unknown[] => c.events.filter((e) => e.type ==
 // test empties Redis, so it stays last.
 const fleet = await startFleet(t, 2, { HISTORY_MAX_LEN: '5', PROBE_INTERVAL_MS: '500' });
 
-t.test('cursor table: each kind of Last-Event-ID gets what the contract says, never a 5xx, never another user\'s events', async (t) => {
+t.test("cursor table: each kind of Last-Event-ID gets what the contract says, never a 5xx, never another user's events", async (t) => {
   const source = await waitOpen(await fleet.stream(fleet.replicas[0]!, 'ann'), 'ann');
   const other = await waitOpen(await fleet.stream(fleet.replicas[0]!, 'ben'), 'ben');
   t.teardown(() => [source, other].forEach((c) => c.close()));
@@ -45,7 +45,7 @@ t.test('cursor table: each kind of Last-Event-ID gets what the contract says, ne
     { name: 'ahead of history', cursor: fixed(`${tag}.${epoch}.9999999999999-0`), replay: none, reset: 'invalid_cursor' },
     { name: 'garbage', cursor: fixed('not-an-id'), replay: none, reset: 'invalid_cursor' },
     { name: 'very long', cursor: fixed(`${firstId}_`.repeat(400)), replay: none, reset: 'invalid_cursor' },
-    { name: 'another user\'s', cursor: fixed(other.events[0]!.lastEventId), replay: none, reset: 'invalid_cursor' },
+    { name: "another user's", cursor: fixed(other.events[0]!.lastEventId), replay: none, reset: 'invalid_cursor' },
   ];
   let published = 250;
   for (const { name, cursor: cursorOf, replay: replayOf, reset } of cases) {
@@ -65,13 +65,13 @@ t.test('cursor table: each kind of Last-Event-ID gets what the contract says, ne
         t.equal(resets.length, 0, 'no reset');
       } else {
         t.equal(resets.length, 1, 'exactly one reset');
-        t.same(JSON.parse(resets[0]!.data), { reason: 'history_gap' }, 'the reset data is exactly the contract\'s');
+        t.same(JSON.parse(resets[0]!.data), { reason: 'history_gap' }, "the reset data is exactly the contract's");
         t.ok(stream.comments.includes(reset), `a comment before it names the cause (${reset})`);
         t.equal(stream.events[0]!.type, 'reset', 'the reset comes before any event');
         t.not(resets[0]!.lastEventId, cursor, 'the reset carries a fresh cursor to resume from');
       }
       t.same(dataOf(stream), [...replay, marker], 'replayed what history proves was missed, then live');
-      t.notOk(stream.body.includes('ben-secret'), 'never another user\'s event');
+      t.notOk(stream.body.includes('ben-secret'), "never another user's event");
       if (cursor.length > 1000) t.notOk(stream.body.includes(cursor), 'the junk cursor is not echoed');
     });
   }
@@ -96,12 +96,20 @@ t.test('Redis restarted empty: open streams and resuming clients are told, then 
   t.teardown(() => resumed.close());
   await fleet.publish(fleet.replicas[1]!, 'cy', 'after-restart');
   await resumed.waitFor((c) => dataOf(c).includes('after-restart'), 5000, 'live event after reset');
-  t.same(resumed.events.map((e) => e.type), ['reset', 'message'], 'the resuming client: reset, then live');
+  t.same(
+    resumed.events.map((e) => e.type),
+    ['reset', 'message'],
+    'the resuming client: reset, then live',
+  );
   t.same(JSON.parse(resumed.events[0]!.data), { reason: 'history_gap' });
   t.ok(resumed.comments.includes('history_lost'), 'the resuming client is told the history was lost');
 
   await open.waitFor((c) => dataOf(c).includes('after-restart'), 5000, 'the stream that stayed open hears again');
-  t.same(open.events.slice(3).map((e) => e.type), ['reset', 'message'], 'the stream that stayed open: reset, then live');
+  t.same(
+    open.events.slice(3).map((e) => e.type),
+    ['reset', 'message'],
+    'the stream that stayed open: reset, then live',
+  );
   t.same(JSON.parse(open.events[3]!.data), { reason: 'history_gap' });
   t.ok(open.comments.includes('history_lost'), 'the open stream is told the history was lost');
   t.equal(open.comments.filter((c) => c === 'connected').length, 1, 'it never reconnected');

@@ -64,7 +64,10 @@ async function rounds(label: string): Promise<{ p99: number; p99s: number[]; p50
   return {
     p99: percentile(p99s, 50),
     p99s,
-    p50: percentile(results.map((result) => percentile(result.latencies, 50)), 50),
+    p50: percentile(
+      results.map((result) => percentile(result.latencies, 50)),
+      50,
+    ),
     refused: results.flatMap((result) => result.refused),
   };
 }
@@ -125,14 +128,27 @@ t.test('32 resumes of a 60 MB history that never read: bounded memory, other use
 
   const growth = { r1: peak.r1 - baseline.r1, r2: peak.r2 - baseline.r2 };
   const [calmP99, stormP99] = [calm.p99, storm.p99];
-  t.comment(`RSS r1 ${baseline.r1.toFixed(0)} -> peak ${peak.r1.toFixed(0)} MB (+${growth.r1.toFixed(0)}), r2 ${baseline.r2.toFixed(0)} -> peak ${peak.r2.toFixed(0)} MB (+${growth.r2.toFixed(0)})`);
-  t.comment(`publishes through r3, p99 per round: calm ${calm.p99s.map((v) => v.toFixed(2)).join(', ')} ms; storm ${storm.p99s.map((v) => v.toFixed(2)).join(', ')} ms; p50 calm ${calm.p50.toFixed(2)}, storm ${storm.p50.toFixed(2)} ms`);
+  t.comment(
+    `RSS r1 ${baseline.r1.toFixed(0)} -> peak ${peak.r1.toFixed(0)} MB (+${growth.r1.toFixed(0)}), r2 ${baseline.r2.toFixed(0)} -> peak ${peak.r2.toFixed(0)} MB (+${growth.r2.toFixed(0)})`,
+  );
+  t.comment(
+    `publishes through r3, p99 per round: calm ${calm.p99s.map((v) => v.toFixed(2)).join(', ')} ms; storm ${storm.p99s.map((v) => v.toFixed(2)).join(', ')} ms; p50 calm ${calm.p50.toFixed(2)}, storm ${storm.p50.toFixed(2)} ms`,
+  );
   t.same([...calm.refused, ...storm.refused], [], 'every publish to other users was answered 202');
-  t.ok(stalled.every(({ status }) => status === 200), 'every stalled resume was opened (200)');
+  t.ok(
+    stalled.every(({ status }) => status === 200),
+    'every stalled resume was opened (200)',
+  );
   t.ok(growth.r1 <= RSS_GROWTH_LIMIT_MB && growth.r2 <= RSS_GROWTH_LIMIT_MB, `RSS grew at most ${RSS_GROWTH_LIMIT_MB} MB on r1 and r2`);
-  t.ok(fleet.replicas.every((r) => r.running), 'no replica crashed');
+  t.ok(
+    fleet.replicas.every((r) => r.running),
+    'no replica crashed',
+  );
   t.same(notReady, [], '/readyz stayed 200 on every replica throughout');
-  t.ok(stormP99 <= 2 * calmP99, `publish p99 in the storm (${stormP99.toFixed(2)} ms, median of ${ROUNDS} rounds) within 2x of calm (${calmP99.toFixed(2)} ms)`);
+  t.ok(
+    stormP99 <= 2 * calmP99,
+    `publish p99 in the storm (${stormP99.toFixed(2)} ms, median of ${ROUNDS} rounds) within 2x of calm (${calmP99.toFixed(2)} ms)`,
+  );
 });
 
 t.test('a stream that does not read its replay is cut within the drain deadline, freeing its resume slot', async (t) => {
@@ -149,7 +165,10 @@ t.test(`one user gets at most ${RESUMES_PER_USER} resumes at once on a replica; 
   t.teardown(() => {
     for (const { socket } of held) socket.destroy();
   });
-  t.ok(held.every(({ status }) => status === 200), `${RESUMES_PER_USER} resumes replaying`);
+  t.ok(
+    held.every(({ status }) => status === 200),
+    `${RESUMES_PER_USER} resumes replaying`,
+  );
   const refused = await openSse(`${r3.url}${await resumePath('greedy')}`);
   await withTimeout(refused.ended, 5000, 'the refused resume ends');
   t.equal(refused.status, 200, 'the excess resume is answered 200 (EventSource would give up on an error)');

@@ -68,7 +68,9 @@ t.test('Sentinel: kill -9 the master mid-stream; every stream gets every accepte
     const via = replicas[seq % replicas.length]!;
     const firstTry = performance.now();
     for (;;) {
-      const answer = await postJson(`${via.url}/v1/users/${user}/events`, { id: `seq-${seq}`, data: { seq } }, { bearer: PUBLISH_API_KEY }).catch(() => undefined);
+      const answer = await postJson(`${via.url}/v1/users/${user}/events`, { id: `seq-${seq}`, data: { seq } }, { bearer: PUBLISH_API_KEY }).catch(
+        () => undefined,
+      );
       if (answer?.status === 202) break;
       retried++;
       if (performance.now() - firstTry > PUBLISH_RETRY_FOR_MS) throw new Error(`publish ${seq} kept failing: ${answer?.status} ${answer?.text}`);
@@ -97,7 +99,10 @@ t.test('Sentinel: kill -9 the master mid-stream; every stream gets every accepte
     // A reset is allowed only where history proves an acknowledged write was lost.
     const missing = expected.filter((seq) => !deduped(s).includes(seq));
     const history = JSON.stringify(await redisCommand(promoted.master.port, ['XRANGE', `sb:{u:${s.user}}:hist`, '-', '+']));
-    t.ok(missing.length > 0 && missing.every((seq) => !history.includes(`{\\"seq\\":${seq}}`)), `${s.user}: its reset covers writes the new master lost (${missing.join(', ')})`);
+    t.ok(
+      missing.length > 0 && missing.every((seq) => !history.includes(`{\\"seq\\":${seq}}`)),
+      `${s.user}: its reset covers writes the new master lost (${missing.join(', ')})`,
+    );
   }
 
   // The gap: the longest time no stream received anything, around the kill.

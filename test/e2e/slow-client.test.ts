@@ -94,7 +94,10 @@ t.test('a client that stops reading is cut past the bound, others keep sub-secon
   clearInterval(sampler);
   rssPeakMb = Math.max(rssPeakMb, rssMb(replica.pid));
 
-  t.ok(cut, `the replica cut the slow stream (reason slow_client) after ${publishedAtCut} flood events (~${((publishedAtCut * PAD.length) / 1e6).toFixed(1)} MB)`);
+  t.ok(
+    cut,
+    `the replica cut the slow stream (reason slow_client) after ${publishedAtCut} flood events (~${((publishedAtCut * PAD.length) / 1e6).toFixed(1)} MB)`,
+  );
   t.equal(cutEntry.reason, 'slow_client');
 
   // Normal stream: sub-second delivery throughout, and never cut.
@@ -123,7 +126,11 @@ t.test('a client that stops reading is cut past the bound, others keep sub-secon
   t.ok(slow.isEnded(), 'the server ended the slow connection');
   const received = slow.events.map(seqOf);
   t.ok(received.length > 0, `the slow client received ${received.length} events before the cut`);
-  t.same(received, received.map((_, i) => i), 'what it did receive is a gap-free prefix, in order');
+  t.same(
+    received,
+    received.map((_, i) => i),
+    'what it did receive is a gap-free prefix, in order',
+  );
   const lastSeq = received.at(-1) ?? -1;
   t.ok(lastSeq < published - 1, `it missed events (last seq ${lastSeq} of ${published - 1})`);
   const lastId = slow.events.at(-1)?.lastEventId ?? '';
@@ -154,7 +161,10 @@ t.test('a client that stops reading is cut past the bound, others keep sub-secon
   const marker = await fleet.publish(replica, 'slow-user', { seq: 'marker' });
   t.equal(marker.status, 202);
   await resumed.waitFor((c) => c.events.some((e) => JSON.parse(e.data).seq === 'marker'), 5000, 'marker');
-  t.notOk(resumed.events.some((e) => e.type === 'reset'), 'no reset: history covered the gap');
+  t.notOk(
+    resumed.events.some((e) => e.type === 'reset'),
+    'no reset: history covered the gap',
+  );
   t.same(
     resumed.events.map((e) => JSON.parse(e.data).seq),
     [...Array.from({ length: missed }, (_, i) => lastSeq + 1 + i), 'marker'],

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { PUBLISH_API_KEY, startFleet, waitOpen } from '../helpers/fleet.js';
 import { postJson } from '../helpers/http.js';
 import type { Replica } from '../helpers/replica.js';
-import { waitFor, withTimeout } from '../helpers/wait-for.js';
+import { withTimeout } from '../helpers/wait-for.js';
 import { rssMb } from '../helpers/rss.js';
 
 const REQUEST_TIMEOUT_MS = 2000;
@@ -127,7 +127,11 @@ t.test('stalled bodies are closed, memory stays bounded, and streams are untouch
         `now ${settled.at(-1)!.toFixed(1)} MB`,
     );
     t.ok(lastClose !== undefined, `wave ${wave}: every unauthenticated stalled sender was closed within ${deadline} ms of the last write`);
-    t.same([...statuses.keys()].filter((status) => status !== 401 && status !== 0), [], `wave ${wave}: every answer that arrived is a 401`);
+    t.same(
+      [...statuses.keys()].filter((status) => status !== 401 && status !== 0),
+      [],
+      `wave ${wave}: every answer that arrived is a 401`,
+    );
     t.ok((statuses.get(401) ?? 0) > 0, `wave ${wave}: the refusals are 401s`);
   }
   const grownMb = settled.at(-1)! - baselineMb;
@@ -138,9 +142,11 @@ t.test('stalled bodies are closed, memory stays bounded, and streams are untouch
 
   // Senders with the key get past authentication; REQUEST_TIMEOUT_MS cuts them.
   const authenticated = await stallMany(t, replica, AUTHENTICATED_SENDERS, `Bearer ${PUBLISH_API_KEY}`);
-  const cutAfter = await withTimeout(Promise.all(authenticated.map(async (s) => (await s.closed) - s.writtenAt)), deadline, 'every authenticated sender closed').catch(
-    () => undefined,
-  );
+  const cutAfter = await withTimeout(
+    Promise.all(authenticated.map(async (s) => (await s.closed) - s.writtenAt)),
+    deadline,
+    'every authenticated sender closed',
+  ).catch(() => undefined);
   t.comment(`authenticated: ${cutAfter === undefined ? 'NOT all closed' : `closed ${Math.min(...cutAfter)}-${Math.max(...cutAfter)} ms after their writes`}`);
   t.ok(cutAfter !== undefined, `every authenticated stalled sender was closed within ${deadline} ms`);
   if (cutAfter !== undefined) {
@@ -148,7 +154,10 @@ t.test('stalled bodies are closed, memory stays bounded, and streams are untouch
     t.ok(Math.max(...cutAfter) <= REQUEST_TIMEOUT_MS + CHECK_INTERVAL_MS + 1000, 'and soon after it');
   }
   const answers = authenticated.map((s) => s.received());
-  t.ok(answers.every((answer) => statusOf(answer) === 408), `each was answered 408 (${answers.filter((a) => statusOf(a) === 408).length}/${answers.length})`);
+  t.ok(
+    answers.every((answer) => statusOf(answer) === 408),
+    `each was answered 408 (${answers.filter((a) => statusOf(a) === 408).length}/${answers.length})`,
+  );
   t.match(answers[0], /application\/problem\+json[\s\S]*"code":"request_timeout"/, 'as problem+json with the request_timeout code');
 
   // The stream opened first has lived through all of it, longer than the request timeout.

@@ -27,7 +27,10 @@ t.test('one subscriber connection per replica, whatever the number of streams', 
   t.same(subscribers.map((c) => c.name).sort(), ['switchboard:sub:r1', 'switchboard:sub:r2', 'switchboard:sub:r3'], 'exactly one subscriber per replica');
   const ours = clients.filter((c) => c.name?.startsWith('switchboard:'));
   t.equal(ours.length, 6, 'two connections per replica in all (commands + subscriber), for 90 streams');
-  t.ok(subscribers.every((c) => Number(c.sub) === 31), 'each subscriber holds its 30 user channels plus its probe');
+  t.ok(
+    subscribers.every((c) => Number(c.sub) === 31),
+    'each subscriber holds its 30 user channels plus its probe',
+  );
 
   const channels = await userChannels(() => fleet.redis.cliLines('PUBSUB', 'CHANNELS'));
   t.equal(channels.length, 90, 'every user with an open stream has its channel subscribed once');
@@ -63,9 +66,7 @@ t.test('thousands of opens and closes leave no stream, channel or subscription b
   // 40 rounds × 50 concurrent streams = 2000 opens and closes; every fifth is closed as soon as
   // its headers arrive, without waiting for the first comment.
   for (let round = 0; round < 40; round++) {
-    const batch = await Promise.all(
-      [...token].map(([user, tok]) => openSse(`${replica!.url}/stream/${user}?token=${tok}`)),
-    );
+    const batch = await Promise.all([...token].map(([user, tok]) => openSse(`${replica!.url}/stream/${user}?token=${tok}`)));
     await Promise.all(batch.map((s, i) => (i % 5 === 0 ? Promise.resolve() : s.waitFor((c) => c.comments.length > 0, 5000, 'open'))));
     opened += batch.filter((s) => s.status === 200).length;
     batch.forEach((s) => s.close());

@@ -38,12 +38,7 @@ export function fleetEnv(redis: RedisServer, env: ReplicaEnv = {}): ReplicaEnv {
   };
 }
 
-export async function startFleet(
-  t: TeardownHost,
-  replicaCount: number,
-  env: ReplicaEnv = {},
-  redisOptions: StartRedisOptions = {},
-): Promise<Fleet> {
+export async function startFleet(t: TeardownHost, replicaCount: number, env: ReplicaEnv = {}, redisOptions: StartRedisOptions = {}): Promise<Fleet> {
   const redis = await startRedis(t, redisOptions);
   const replicas = await startReplicas(t, replicaCount, fleetEnv(redis, env));
   return withFleet(redis, replicas);

@@ -33,7 +33,12 @@ export async function inProcessReplica(t: TeardownHost, env: ReplicaEnv = {}): P
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      logs.push(...chunk.toString().split('\n').filter((line) => line !== ''));
+      logs.push(
+        ...chunk
+          .toString()
+          .split('\n')
+          .filter((line) => line !== ''),
+      );
       done();
     },
   });

@@ -6,8 +6,8 @@
 //    watchdog process holds the read end of a pipe from us; when the pipe hits
 //    EOF (our process is gone, for whatever reason) it SIGKILLs every pid we
 //    registered. Event-driven, no polling.
-import { spawn, type ChildProcess } from 'node:child_process'
-import type { Socket } from 'node:net'
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 
 const WATCHDOG_SRC = `
 const pids = new Set();
@@ -41,92 +41,92 @@ process.stdin.on('data', (d) => {
 process.stdin.on('end', reap);
 process.stdin.on('close', reap);
 process.stdin.on('error', reap);
-`
+`;
 
 interface ReaperState {
-  live: Set<ChildProcess>
-  watchdog: ChildProcess | undefined
-  watchdogFailed: boolean
+  live: Set<ChildProcess>;
+  watchdog: ChildProcess | undefined;
+  watchdogFailed: boolean;
 }
 
 // Shared across module instances (the same file may be imported via different URLs).
-const KEY = Symbol.for('switchboard.test.reaper')
-const g = globalThis as typeof globalThis & { [KEY]?: ReaperState }
+const KEY = Symbol.for('switchboard.test.reaper');
+const g = globalThis as typeof globalThis & { [KEY]?: ReaperState };
 const state: ReaperState = (g[KEY] ??= (() => {
-  const s: ReaperState = { live: new Set(), watchdog: undefined, watchdogFailed: false }
+  const s: ReaperState = { live: new Set(), watchdog: undefined, watchdogFailed: false };
   process.on('exit', () => {
     for (const child of s.live) {
-      if (child.pid === undefined) continue
+      if (child.pid === undefined) continue;
       try {
-        process.kill(child.pid, 'SIGCONT')
+        process.kill(child.pid, 'SIGCONT');
       } catch {}
       try {
-        process.kill(child.pid, 'SIGKILL')
+        process.kill(child.pid, 'SIGKILL');
       } catch {}
     }
-  })
-  return s
-})())
+  });
+  return s;
+})());
 
 function watchdog(): ChildProcess | undefined {
-  if (state.watchdog || state.watchdogFailed) return state.watchdog
+  if (state.watchdog || state.watchdogFailed) return state.watchdog;
   try {
     const wd = spawn(process.execPath, ['-e', WATCHDOG_SRC], {
       stdio: ['pipe', 'ignore', 'ignore'],
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
       detached: true,
-    })
+    });
     wd.on('error', () => {
-      state.watchdogFailed = true
-      state.watchdog = undefined
-    })
+      state.watchdogFailed = true;
+      state.watchdog = undefined;
+    });
     wd.on('exit', () => {
-      if (state.watchdog === wd) state.watchdog = undefined
-    })
-    wd.stdin?.on('error', () => {})
+      if (state.watchdog === wd) state.watchdog = undefined;
+    });
+    wd.stdin?.on('error', () => {});
     // Neither the process nor the pipe may keep the test process alive.
-    wd.unref()
-    ;(wd.stdin as unknown as Socket | null)?.unref?.()
-    state.watchdog = wd
-    return wd
+    wd.unref();
+    (wd.stdin as unknown as Socket | null)?.unref?.();
+    state.watchdog = wd;
+    return wd;
   } catch {
-    state.watchdogFailed = true
-    return undefined
+    state.watchdogFailed = true;
+    return undefined;
   }
 }
 
 function tell(line: string): void {
-  const wd = watchdog()
+  const wd = watchdog();
   if (wd?.stdin && !wd.stdin.destroyed) {
     try {
-      wd.stdin.write(line + '\n')
+      wd.stdin.write(line + '\n');
     } catch {}
   }
 }
 
 /** Registers a child so it is SIGKILLed if the test process goes away. */
 export function trackChild(child: ChildProcess): void {
-  if (child.pid === undefined) return
-  const pid = child.pid
-  state.live.add(child)
-  tell(`+${pid}`)
+  if (child.pid === undefined) return;
+  const pid = child.pid;
+  state.live.add(child);
+  tell(`+${pid}`);
   child.once('exit', () => {
-    state.live.delete(child)
-    tell(`-${pid}`)
-  })
+    state.live.delete(child);
+    tell(`-${pid}`);
+  });
 }
 
 /** Pids of tracked children still running (for diagnostics / tests). */
 export function trackedPids(): number[] {
-  return [...state.live].map((c) => c.pid).filter((p): p is number => p !== undefined)
+  return [...state.live].map((c) => c.pid).filter((p): p is number => p !== undefined);
 }
 
 /** Registers a temp dir to be removed if the test process dies without cleaning up. */
 export function trackDir(dir: string): void {
-  if (!dir.includes('\n')) tell(`+dir:${dir}`)
+  if (!dir.includes('\n')) tell(`+dir:${dir}`);
 }
 
 /** The dir was removed (or handed over): forget it. */
 export function untrackDir(dir: string): void {
-  if (!dir.includes('\n')) tell(`-dir:${dir}`)
+  if (!dir.includes('\n')) tell(`-dir:${dir}`);
 }

@@ -123,10 +123,7 @@ class Connection implements SseConnection {
         },
       };
       this.waiters.add(waiter);
-      timer = setTimeout(
-        () => settle(new Error(`Timed out after ${timeoutMs} ms waiting for ${label}; ${this.summary()}`)),
-        timeoutMs,
-      );
+      timer = setTimeout(() => settle(new Error(`Timed out after ${timeoutMs} ms waiting for ${label}; ${this.summary()}`)), timeoutMs);
       waiter.check();
     });
   }

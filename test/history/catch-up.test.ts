@@ -15,7 +15,8 @@ import { Metrics } from '../../src/telemetry/metrics.js';
 import { localResponse } from '../helpers/local-stream.js';
 
 const logger = pino({ level: 'silent' });
-const newMetrics = (): Metrics => new Metrics({ openStreams: () => 0, subscribedChannels: () => 0, probeAgeSeconds: () => 0, probeAgesSeconds: () => new Map() });
+const newMetrics = (): Metrics =>
+  new Metrics({ openStreams: () => 0, subscribedChannels: () => 0, probeAgeSeconds: () => 0, probeAgesSeconds: () => new Map() });
 
 async function publish(backplane: Backplane, channel: ChannelName, data: string): Promise<{ epoch: string; position: Position }> {
   const result = await backplane.publish({ channel, header: { t: 'message', a: Date.now() }, dataJson: JSON.stringify(data) });
@@ -57,14 +58,22 @@ t.test('catch-up of one channel, case by case', async (t) => {
   const trimmedTarget = target(trimmed, old);
   await catchUpChannel(trimmedTarget.value, deps);
   t.same(trimmedTarget.written, [], 'trimmed: nothing written');
-  t.same(trimmedTarget.skips.map((s) => s.cause), ['history_trimmed'], 'trimmed: one reset');
+  t.same(
+    trimmedTarget.skips.map((s) => s.cause),
+    ['history_trimmed'],
+    'trimmed: one reset',
+  );
   t.equal(trimmedTarget.skips[0]!.to?.positionText.endsWith(`-${trimmedTarget.moves[0]!.position.seq}`), true, 'moved to the newest');
 
   const lost = userChannel('lost');
   const fresh = await publish(backplane, lost, 'after-loss');
   const lostTarget = target(lost, { epoch: 'ffffffffffff', position: { ms: 1, seq: 0 } });
   await catchUpChannel(lostTarget.value, deps);
-  t.same(lostTarget.skips.map((s) => s.cause), ['history_lost'], 'lost: one reset');
+  t.same(
+    lostTarget.skips.map((s) => s.cause),
+    ['history_lost'],
+    'lost: one reset',
+  );
   t.same(lostTarget.moves, [{ epoch: fresh.epoch, position: { ms: 0, seq: 0 } }], 'lost: the new history from its start');
   t.same(lostTarget.written, ['after-loss'], 'lost: then what the new history holds');
 
@@ -88,7 +97,10 @@ t.test('history that cannot be read: the streams are told, after retries', async
   const failed = target(userChannel('unreadable'), { epoch: 'aaaaaaaaaaaa', position: { ms: 1, seq: 0 } });
   await catchUpChannel(failed.value, { backplane: failing, metrics: newMetrics(), logger, firstPageEntries: 2 });
   t.equal(reads, 4, 'tried four times');
-  t.same(failed.skips.map((s) => s.cause), ['catch_up_failed']);
+  t.same(
+    failed.skips.map((s) => s.cause),
+    ['catch_up_failed'],
+  );
 });
 
 /** A memory backplane whose subscriber path can be broken and restored per channel set, as one Redis shard's would. */

@@ -77,12 +77,26 @@ t.test('a long history is replayed in pages within budget, oldest first, up to t
 
   const sink = collectingSink();
   const written = await replayHistory(replays, UNLIMITED, sink);
-  t.equal(written, 1000, 'every event up to the plan\'s newest, once');
-  t.same(sink.written.filter((m) => m.channel === user).map((m) => m.position), userPositions, 'the user channel in order');
-  t.same(sink.written.filter((m) => m.channel === topic).map((m) => m.position), topicPositions, 'the topic in order');
-  t.ok(sink.written.every((m, i) => i === 0 || comparePositions(sink.written[i - 1]!.position, m.position) < 0), 'merged oldest first across channels');
+  t.equal(written, 1000, "every event up to the plan's newest, once");
+  t.same(
+    sink.written.filter((m) => m.channel === user).map((m) => m.position),
+    userPositions,
+    'the user channel in order',
+  );
+  t.same(
+    sink.written.filter((m) => m.channel === topic).map((m) => m.position),
+    topicPositions,
+    'the topic in order',
+  );
+  t.ok(
+    sink.written.every((m, i) => i === 0 || comparePositions(sink.written[i - 1]!.position, m.position) < 0),
+    'merged oldest first across channels',
+  );
   t.same(sink.gaps, [], 'no gap');
-  t.ok(reads.every((read) => read.entries <= PAGE_MAX_ENTRIES), `no page over ${PAGE_MAX_ENTRIES} entries`);
+  t.ok(
+    reads.every((read) => read.entries <= PAGE_MAX_ENTRIES),
+    `no page over ${PAGE_MAX_ENTRIES} entries`,
+  );
   const largest = Math.max(...reads.map((read) => read.bytes));
   t.ok(largest <= PAGE_BYTES, `no page over ${PAGE_BYTES} bytes of data (largest ${largest})`);
   t.ok(reads.length > 10, `read in pages (${reads.length} reads)`);
@@ -117,20 +131,24 @@ t.test('history trimmed past a slow replay: the client is told, and the replay g
   };
   await replayHistory([replay], UNLIMITED, sink);
   t.same(sink.gaps, ['history_trimmed'], 'one reset for the gap');
-  t.same(sink.written.slice(0, 3).map((m) => m.position), positions.slice(0, 3), 'the first page as it was');
+  t.same(
+    sink.written.slice(0, 3).map((m) => m.position),
+    positions.slice(0, 3),
+    'the first page as it was',
+  );
   const rest = sink.written.slice(3).map((m) => m.position);
-  t.same(rest, positions.slice(15), 'then what history still holds, up to the plan\'s newest');
+  t.same(rest, positions.slice(15), "then what history still holds, up to the plan's newest");
 });
 
-t.test('the replay budget is shared: past a second\'s worth, readers wait for the refill, first come first served', async (t) => {
+t.test("the replay budget is shared: past a second's worth, readers wait for the refill, first come first served", async (t) => {
   let now = 0;
   const budget = new ReplayBudget(1000, () => now);
-  t.equal(budget.draw(1000), 0, 'a full bucket (one second\'s worth) answers at once');
+  t.equal(budget.draw(1000), 0, "a full bucket (one second's worth) answers at once");
   t.equal(budget.draw(100), 100, 'the next 100 bytes wait 100 ms');
   t.equal(budget.draw(100), 200, 'a reader after it waits for both');
   now = 150;
   t.equal(budget.draw(0), 50, 'time refills the debt');
   now = 10_000;
-  t.equal(budget.draw(1000), 0, 'the bucket holds one second\'s worth, no more');
+  t.equal(budget.draw(1000), 0, "the bucket holds one second's worth, no more");
   t.equal(budget.draw(1), 1);
 });

@@ -94,10 +94,10 @@ t.test('a cursor ahead of history: invalid_cursor', async (t) => {
   t.equal((await plan(ahead)).reset, 'invalid_cursor');
 });
 
-t.test('not one of our ids, or another channel\'s: invalid_cursor', async (t) => {
+t.test("not one of our ids, or another channel's: invalid_cursor", async (t) => {
   t.equal((await plan('garbage')).reset, 'invalid_cursor', 'garbage');
   const someoneElse = formatSegment(channelTag(userChannel('someone-else')), 'aaaaaaaaaaaa', '1-0');
-  t.equal((await plan(someoneElse)).reset, 'invalid_cursor', 'another user\'s channel');
+  t.equal((await plan(someoneElse)).reset, 'invalid_cursor', "another user's channel");
 });
 
 t.test('a multi-channel cursor resumes each channel it names; a channel it does not name starts at the newest', async (t) => {

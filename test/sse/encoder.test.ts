@@ -1,13 +1,7 @@
 import t from 'tap';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
-import {
-  SseEncodingError,
-  encodeComment,
-  encodeEventBody,
-  encodeIdLine,
-  encodeRetry,
-} from '../../src/sse/encoder.js';
+import { SseEncodingError, encodeComment, encodeEventBody, encodeIdLine, encodeRetry } from '../../src/sse/encoder.js';
 import { SseParser, parseSseStream } from '../helpers/sse-parser.js';
 import type { ParsedSseEvent } from '../helpers/sse-parser.js';
 
@@ -38,8 +32,24 @@ const trickyUnit = fc.oneof(
   {
     weight: 2,
     arbitrary: fc.constantFrom(
-      ' ', '  ', ':', ': ', '\t', '\uFEFF', 'é', '€', '😀', '\u2028', '\u0085',
-      'data: x', 'id: y', 'event: z', 'retry: 1', 'data', 'a', '0',
+      ' ',
+      '  ',
+      ':',
+      ': ',
+      '\t',
+      '\uFEFF',
+      'é',
+      '€',
+      '😀',
+      '\u2028',
+      '\u0085',
+      'data: x',
+      'id: y',
+      'event: z',
+      'retry: 1',
+      'data',
+      'a',
+      '0',
     ),
   },
   { weight: 2, arbitrary: fc.constantFrom('\r', '\n', '\r\n', '\n\n', '\r\r', '\0') },
@@ -109,10 +119,7 @@ function assertThrowsEncodingError(t: Pick<typeof tap, 'throws' | 'equal'>, fn: 
 // ---------------------------------------------------------------------------
 
 t.test('exact wire bytes', async (t) => {
-  t.equal(
-    encodeEvent({ id: '1700000000000-0', type: 'order.updated', dataJson: '{"a":1}' }),
-    'id: 1700000000000-0\nevent: order.updated\ndata: {"a":1}\n\n',
-  );
+  t.equal(encodeEvent({ id: '1700000000000-0', type: 'order.updated', dataJson: '{"a":1}' }), 'id: 1700000000000-0\nevent: order.updated\ndata: {"a":1}\n\n');
   t.equal(encodeIdLine('abc'), 'id: abc\n');
   t.equal(encodeIdLine(' lead'), 'id:  lead\n', 'leading space preserved after the separator space');
   t.equal(encodeEventBody('x', '"s"'), 'event: x\ndata: "s"\n\n');
@@ -199,7 +206,11 @@ t.test('parser follows the WHATWG algorithm', async (t) => {
   t.same(p('data: a\ndata: b\n\n').events[0]?.data, 'a\nb', 'data lines joined with LF');
   t.same(p('data: a\rdata: b\r\r').events[0]?.data, 'a\nb', 'CR-only line endings');
   t.same(p('data: a\r\ndata: b\r\n\r\n').events[0]?.data, 'a\nb', 'CRLF line endings');
-  t.same(p('data: a\n\r\n\rdata: b\r\n').events.map((e) => e.data), ['a'], 'mixed endings; trailing event without blank line not dispatched');
+  t.same(
+    p('data: a\n\r\n\rdata: b\r\n').events.map((e) => e.data),
+    ['a'],
+    'mixed endings; trailing event without blank line not dispatched',
+  );
   t.same(p(['data: a\r', '\ndata: b\r', '\n\r', '\n']).events[0]?.data, 'a\nb', 'CRLF split across chunks');
   t.same(p(['data: a\r', '\r']).events[0]?.data, 'a', 'CR then CR across chunks = blank line');
   t.same(p(['data: a\r', '', '\n', '\n']).events[0]?.data, 'a', 'empty chunk between CR and LF');
@@ -207,7 +218,11 @@ t.test('parser follows the WHATWG algorithm', async (t) => {
   t.same(p(['\uFEFF', 'data: a\n\n']).events[0]?.data, 'a', 'BOM in its own chunk');
   t.same(p([Buffer.from([0xef]), Buffer.from([0xbb, 0xbf]), 'data: a\n\n']).events[0]?.data, 'a', 'BOM split across Buffers');
   t.same(p('\uFEFF\uFEFFdata: a\n\n').events, [], 'only one BOM dropped; second makes an unknown field');
-  t.same(p('data: a\n\n\uFEFFdata: b\n\n').events.map((e) => e.data), ['a'], 'BOM mid-stream is not dropped');
+  t.same(
+    p('data: a\n\n\uFEFFdata: b\n\n').events.map((e) => e.data),
+    ['a'],
+    'BOM mid-stream is not dropped',
+  );
   t.same(p([Buffer.from('data: '), Buffer.from([0xe2, 0x82]), Buffer.from([0xac, 0x0a, 0x0a])]).events[0]?.data, '€', 'multi-byte char split across Buffers');
   t.same(p([Buffer.from([0x64, 0x61, 0x74, 0x61, 0x3a, 0xff, 0x0a, 0x0a])]).events[0]?.data, '\uFFFD', 'invalid UTF-8 → U+FFFD');
 
@@ -217,22 +232,48 @@ t.test('parser follows the WHATWG algorithm', async (t) => {
 
   t.same(p('event: x\n\n').events, [], 'event with no data is not dispatched');
   t.same(p('event: x\n\ndata: a\n\n').events, [{ type: 'message', data: 'a', lastEventId: '' }], 'type buffer reset after a non-dispatch');
-  t.same(p('event: x\ndata: a\n\ndata: b\n\n').events.map((e) => e.type), ['x', 'message'], 'type resets after dispatch');
+  t.same(
+    p('event: x\ndata: a\n\ndata: b\n\n').events.map((e) => e.type),
+    ['x', 'message'],
+    'type resets after dispatch',
+  );
   t.same(p('event\ndata: a\n\n').events[0]?.type, 'message', 'empty event type → message');
   t.same(p('Data: a\n\nDATA: b\n\n data: c\n\n').events, [], 'field names are case- and space-sensitive');
   t.same(p('foo: bar\ndata: a\n\n').events[0]?.data, 'a', 'unknown fields ignored');
 
-  t.same(p('id: 1\ndata: a\n\ndata: b\n\n').events, [
-    { type: 'message', data: 'a', lastEventId: '1', id: '1' },
-    { type: 'message', data: 'b', lastEventId: '1' },
-  ], 'lastEventId persists; id only on the event that set it');
-  t.same(p('id: 1\ndata: a\n\nid: 2\0x\ndata: b\n\n').events.map((e) => [e.lastEventId, e.id]), [['1', '1'], ['1', undefined]], 'id containing NUL ignored');
-  t.same(p('id: 1\ndata: a\n\nid\ndata: b\n\n').events.map((e) => [e.lastEventId, e.id]), [['1', '1'], ['', '']], 'empty id resets lastEventId');
+  t.same(
+    p('id: 1\ndata: a\n\ndata: b\n\n').events,
+    [
+      { type: 'message', data: 'a', lastEventId: '1', id: '1' },
+      { type: 'message', data: 'b', lastEventId: '1' },
+    ],
+    'lastEventId persists; id only on the event that set it',
+  );
+  t.same(
+    p('id: 1\ndata: a\n\nid: 2\0x\ndata: b\n\n').events.map((e) => [e.lastEventId, e.id]),
+    [
+      ['1', '1'],
+      ['1', undefined],
+    ],
+    'id containing NUL ignored',
+  );
+  t.same(
+    p('id: 1\ndata: a\n\nid\ndata: b\n\n').events.map((e) => [e.lastEventId, e.id]),
+    [
+      ['1', '1'],
+      ['', ''],
+    ],
+    'empty id resets lastEventId',
+  );
   t.same(p('id: 5\n\ndata: a\n\n').events, [{ type: 'message', data: 'a', lastEventId: '5' }], 'id-only block updates lastEventId without dispatching');
   t.same(p('id:  sp\ndata: a\n\n').events[0]?.lastEventId, ' sp', 'id keeps second leading space');
 
   t.same(p('retry: 1000\nretry: 10a\nretry: -1\nretry:\nretry: 1.5\nretry:  20\nretry:0\n').retries, [1000, 0], 'retry only when all ASCII digits');
-  t.same(p('data: a\n\ndata: b').events.map((e) => e.data), ['a'], 'incomplete final event discarded at end');
+  t.same(
+    p('data: a\n\ndata: b').events.map((e) => e.data),
+    ['a'],
+    'incomplete final event discarded at end',
+  );
 });
 
 t.test('parser: lastEventId getter and push after end', async (t) => {
@@ -366,11 +407,7 @@ t.test('property: a mixed stream parses back to the same sequence', async (t) =>
         }
       }
       const got = deliver(wire, d);
-      return (
-        isDeepStrictEqual(got.events, expected) &&
-        isDeepStrictEqual(got.comments, expectedComments) &&
-        isDeepStrictEqual(got.retries, expectedRetries)
-      );
+      return isDeepStrictEqual(got.events, expected) && isDeepStrictEqual(got.comments, expectedComments) && isDeepStrictEqual(got.retries, expectedRetries);
     }),
     { numRuns: MIXED_STREAM_RUNS },
   );

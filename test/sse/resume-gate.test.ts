@@ -9,7 +9,7 @@ t.test('resumes are bounded per user and per replica, and a released slot is fre
   t.equal(gate.tryEnter('a'), undefined, 'not a third of the same user');
   const b1 = gate.tryEnter('b');
   t.ok(b1, 'another user while the replica has room');
-  t.equal(gate.tryEnter('c'), undefined, 'nobody past the replica\'s bound');
+  t.equal(gate.tryEnter('c'), undefined, "nobody past the replica's bound");
   t.equal(gate.activeResumes, 3);
 
   a1!.release();

@@ -18,7 +18,14 @@ function capture(): { lines: () => Record<string, unknown>[]; stream: Writable }
       done();
     },
   });
-  return { stream, lines: () => text.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>) };
+  return {
+    stream,
+    lines: () =>
+      text
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
 }
 
 t.test('secret query values are redacted, whatever the spelling of their name', async (t) => {
@@ -34,7 +41,10 @@ t.test('secret query values are redacted, whatever the spelling of their name', 
 t.test('a logged request shows its URL redacted and none of its headers', async (t) => {
   const { stream, lines } = capture();
   const logger = pino(loggerOptions(config), stream);
-  logger.info({ req: { method: 'GET', url: '/stream/u?token=secret-jwt', ip: '127.0.0.1', headers: { authorization: 'Bearer secret-key' } } }, 'incoming request');
+  logger.info(
+    { req: { method: 'GET', url: '/stream/u?token=secret-jwt', ip: '127.0.0.1', headers: { authorization: 'Bearer secret-key' } } },
+    'incoming request',
+  );
   const [line] = lines();
   t.same(line?.req, { method: 'GET', url: '/stream/u?token=[redacted]', remoteAddress: '127.0.0.1' });
   t.equal(line?.replicaId, 'r-log');
@@ -52,7 +62,7 @@ t.test('trace ids appear on log lines only once tracing installed a reader', asy
   const [inside, outside] = lines();
   t.match(inside, { trace_id: 'a'.repeat(32), span_id: 'b'.repeat(16), correlationId: 'c1', replicaId: 'r-log' });
   t.notOk(outside && 'trace_id' in outside, 'no trace fields outside a span');
-  t.notOk(outside && 'correlationId' in outside, 'one line\'s fields never stick to the next');
+  t.notOk(outside && 'correlationId' in outside, "one line's fields never stick to the next");
 });
 
 t.test('streams, probes and scrapes get no request span, however they are asked about', async (t) => {
@@ -65,15 +75,21 @@ t.test('a logged error never carries the command a Redis error reply came with',
   const { stream, lines } = capture();
   const logger = pino(loggerOptions(config), stream);
   // The shapes ioredis makes: a reply error with its command, and EXECABORT with each queued one.
-  const queued = Object.assign(new Error('OOM command not allowed'), { command: { name: 'hset', args: ['sb:job:{x}', 'metadata', '{"secret":"meta-canary"}'] } });
+  const queued = Object.assign(new Error('OOM command not allowed'), {
+    command: { name: 'hset', args: ['sb:job:{x}', 'metadata', '{"secret":"meta-canary"}'] },
+  });
   const aborted = Object.assign(new Error('EXECABORT Transaction discarded'), { command: { name: 'exec', args: [] }, previousErrors: [queued] });
-  const script = Object.assign(new Error('OOM in script'), { command: { name: 'evalsha', args: ['sha', 3, '{"t":"x"}', '{"secret":"event-canary"}', 'pub:key-canary'] } });
+  const script = Object.assign(new Error('OOM in script'), {
+    command: { name: 'evalsha', args: ['sha', 3, '{"t":"x"}', '{"secret":"event-canary"}', 'pub:key-canary'] },
+  });
   logger.warn({ err: new Error('backplane unavailable', { cause: aborted }) }, 'wrapped');
   logger.warn({ err: aborted }, 'direct');
   logger.warn({ err: script }, 'script');
   logger.warn({ err: new AggregateError([script, queued], 'several') }, 'aggregate');
   logger.warn({ err: { message: 'not an Error', command: { args: ['plain-canary'] } } }, 'plain object');
-  const text = lines().map((line) => JSON.stringify(line)).join('\n');
+  const text = lines()
+    .map((line) => JSON.stringify(line))
+    .join('\n');
   for (const canary of ['meta-canary', 'event-canary', 'key-canary', 'plain-canary']) t.notOk(text.includes(canary), `${canary} is in no line`);
   t.notMatch(text, /"(?:command|args|previousErrors)"/, 'no command field at any depth');
   const [wrapped, direct] = lines();

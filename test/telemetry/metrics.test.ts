@@ -20,11 +20,19 @@ const fleet = await startTelemetryFleet(t, 2, () => ({
 const [a, b] = fleet.replicas as [Replica, Replica];
 
 /** Resolves once `read` of B's (or A's) latest scrape satisfies `ok`; returns that reading. */
-async function until(replica: Replica, label: string, read: (s: Awaited<ReturnType<typeof scrape>>) => number | undefined, ok: (v: number) => boolean): Promise<number> {
-  return waitFor(async () => {
-    const v = read(await scrape(replica));
-    return v !== undefined && ok(v) ? { v } : undefined;
-  }, { timeoutMs: 10_000, intervalMs: 50, label }).then(({ v }) => v);
+async function until(
+  replica: Replica,
+  label: string,
+  read: (s: Awaited<ReturnType<typeof scrape>>) => number | undefined,
+  ok: (v: number) => boolean,
+): Promise<number> {
+  return waitFor(
+    async () => {
+      const v = read(await scrape(replica));
+      return v !== undefined && ok(v) ? { v } : undefined;
+    },
+    { timeoutMs: 10_000, intervalMs: 50, label },
+  ).then(({ v }) => v);
 }
 
 t.test('GET /metrics is Prometheus text with help and type for every listed metric', async (t) => {
@@ -60,11 +68,31 @@ t.test('open streams and subscribed channels follow streams opening and closing'
   t.equal((await scrape(b)).value('switchboard_open_streams'), streams + 2, 'two more open streams');
   t.equal((await scrape(b)).value('switchboard_subscribed_channels'), channels + 3, 'three more channels (two users and a topic)');
   second.close();
-  await until(b, 'one stream closed', (s) => s.value('switchboard_open_streams'), (v) => v === streams + 1);
-  await until(b, 'its two channels released after the debounce', (s) => s.value('switchboard_subscribed_channels'), (v) => v === channels + 1);
+  await until(
+    b,
+    'one stream closed',
+    (s) => s.value('switchboard_open_streams'),
+    (v) => v === streams + 1,
+  );
+  await until(
+    b,
+    'its two channels released after the debounce',
+    (s) => s.value('switchboard_subscribed_channels'),
+    (v) => v === channels + 1,
+  );
   first.close();
-  await until(b, 'both closed', (s) => s.value('switchboard_open_streams'), (v) => v === streams);
-  await until(b, 'every channel released', (s) => s.value('switchboard_subscribed_channels'), (v) => v === channels);
+  await until(
+    b,
+    'both closed',
+    (s) => s.value('switchboard_open_streams'),
+    (v) => v === streams,
+  );
+  await until(
+    b,
+    'every channel released',
+    (s) => s.value('switchboard_subscribed_channels'),
+    (v) => v === channels,
+  );
   t.pass('the gauges went back down');
 });
 
@@ -87,13 +115,26 @@ t.test('events accepted by route, delivered, latency, and publishes nobody recei
   t.equal(delta('switchboard_events_zero_receivers_total', { route: 'user' }), 1, 'one user event reached no replica');
   t.equal(delta('switchboard_events_zero_receivers_total', { route: 'topic' }), 1, 'nor did the topic event');
 
-  const afterB = await until(b, 'B counted the delivery', (s) => s.value('switchboard_events_delivered_total'), (v) => v === beforeB.count('switchboard_events_delivered_total') + 1);
+  const afterB = await until(
+    b,
+    'B counted the delivery',
+    (s) => s.value('switchboard_events_delivered_total'),
+    (v) => v === beforeB.count('switchboard_events_delivered_total') + 1,
+  );
   t.ok(afterB, 'B delivered one event to one stream');
   const latency = await scrape(b);
-  t.equal(latency.count('switchboard_delivery_latency_seconds_count') - beforeB.count('switchboard_delivery_latency_seconds_count'), 1, 'one latency observation');
+  t.equal(
+    latency.count('switchboard_delivery_latency_seconds_count') - beforeB.count('switchboard_delivery_latency_seconds_count'),
+    1,
+    'one latency observation',
+  );
   t.ok(latency.count('switchboard_delivery_latency_seconds_sum') > beforeB.count('switchboard_delivery_latency_seconds_sum'), 'with a positive latency');
   t.equal(latency.value('switchboard_delivery_latency_seconds_bucket', { le: '+Inf' }), latency.value('switchboard_delivery_latency_seconds_count'));
-  t.equal((await scrape(a)).count('switchboard_events_delivered_total'), beforeA.count('switchboard_events_delivered_total'), 'A, holding no stream, delivered nothing');
+  t.equal(
+    (await scrape(a)).count('switchboard_events_delivered_total'),
+    beforeA.count('switchboard_events_delivered_total'),
+    'A, holding no stream, delivered nothing',
+  );
 });
 
 t.test('a retried callback is a dedupe hit, not a second accepted event', async (t) => {
@@ -103,8 +144,15 @@ t.test('a retried callback is a dedupe hit, not a second accepted event', async 
   t.equal((await postJson(url, { ok: true }, { headers: { 'idempotency-key': 'k-1' } })).json.duplicate, false);
   t.equal((await postJson(url, { ok: true }, { headers: { 'idempotency-key': 'k-1' } })).json.duplicate, true);
   const after = await scrape(a);
-  t.equal(after.count('switchboard_events_accepted_total', { route: 'callback' }) - before.count('switchboard_events_accepted_total', { route: 'callback' }), 1);
-  t.equal(after.count('switchboard_duplicates_total', { route: 'callback' }) - before.count('switchboard_duplicates_total', { route: 'callback' }), 1, 'callback dedupe hits: duplicates{route="callback"}');
+  t.equal(
+    after.count('switchboard_events_accepted_total', { route: 'callback' }) - before.count('switchboard_events_accepted_total', { route: 'callback' }),
+    1,
+  );
+  t.equal(
+    after.count('switchboard_duplicates_total', { route: 'callback' }) - before.count('switchboard_duplicates_total', { route: 'callback' }),
+    1,
+    'callback dedupe hits: duplicates{route="callback"}',
+  );
 });
 
 t.test('auth failures are counted by reason', async (t) => {
@@ -136,7 +184,11 @@ t.test('replayed events and resets', async (t) => {
   await reset.waitFor((c) => c.events.some((e) => e.type === 'reset'), 5000, 'reset event');
   const after = await scrape(b);
   t.equal(after.count('switchboard_replayed_events_total') - before.count('switchboard_replayed_events_total'), 1, 'one event replayed');
-  t.equal(after.count('switchboard_resets_total', { cause: 'invalid_cursor' }) - before.count('switchboard_resets_total', { cause: 'invalid_cursor' }), 1, 'one reset, by cause');
+  t.equal(
+    after.count('switchboard_resets_total', { cause: 'invalid_cursor' }) - before.count('switchboard_resets_total', { cause: 'invalid_cursor' }),
+    1,
+    'one reset, by cause',
+  );
 });
 
 t.test('a client that stops reading is counted as a slow-client drop', async (t) => {
@@ -151,19 +203,39 @@ t.test('a client that stops reading is counted as a slow-client drop', async (t)
   // Loopback buffers hold a few MB before the replica's own queue grows; ~19 MB at most.
   for (let n = 0; n < 600 && !cut; n++) await fleet.publish(a, 'm-slow', { n, pad });
   await cutLogged;
-  const after = await until(b, 'slow_client counted', (s) => s.count('switchboard_streams_ended_total', { reason: 'slow_client' }), (v) => v >= before + 1);
+  const after = await until(
+    b,
+    'slow_client counted',
+    (s) => s.count('switchboard_streams_ended_total', { reason: 'slow_client' }),
+    (v) => v >= before + 1,
+  );
   t.equal(after, before + 1, 'one stream ended for not reading');
 });
 
 t.test('a subscriber reconnect is counted, and the probe age stays small', async (t) => {
-  const age = await until(b, 'probe heard', (s) => s.value('switchboard_probe_age_seconds'), (v) => Number.isFinite(v));
+  const age = await until(
+    b,
+    'probe heard',
+    (s) => s.value('switchboard_probe_age_seconds'),
+    (v) => Number.isFinite(v),
+  );
   t.ok(age < (3 * PROBE_INTERVAL_MS) / 1000 + 1, `probe age ${age} s`);
   const shardAge = (await scrape(b)).value('switchboard_shard_probe_age_seconds', { shard: 'redis' });
   t.ok(shardAge !== undefined && shardAge < (3 * PROBE_INTERVAL_MS) / 1000 + 1, `the one Redis's probe age, per shard: ${shardAge} s`);
   const before = (await scrape(b)).count('switchboard_backplane_reconnects_total');
   await fleet.redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
-  await until(b, 'reconnect counted', (s) => s.value('switchboard_backplane_reconnects_total'), (v) => v === before + 1);
+  await until(
+    b,
+    'reconnect counted',
+    (s) => s.value('switchboard_backplane_reconnects_total'),
+    (v) => v === before + 1,
+  );
   await waitFor(async () => (await getJson(`${b.url}/readyz`)).status === 200, { timeoutMs: 10_000, label: 'B ready again' });
-  const fresh = await until(b, 'probe heard again', (s) => s.value('switchboard_probe_age_seconds'), (v) => v < (3 * PROBE_INTERVAL_MS) / 1000);
+  const fresh = await until(
+    b,
+    'probe heard again',
+    (s) => s.value('switchboard_probe_age_seconds'),
+    (v) => v < (3 * PROBE_INTERVAL_MS) / 1000,
+  );
   t.ok(fresh >= 0, `probe age back to ${fresh} s`);
 });

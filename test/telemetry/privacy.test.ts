@@ -55,17 +55,29 @@ t.test('tokens and payloads never reach a log line or a span', async (t) => {
   t.equal((await rawRequest({ url: callbackUrl, headers: { 'content-type': 'application/json' }, body: `{"secret": ${BAD_JSON}}` })).status, 400);
   t.equal((await postJson(`${a.url}/v1/users/priv/events`, { data: BIG.repeat(100) }, { bearer: PUBLISH_API_KEY })).status, 413);
   t.equal((await postJson(`${a.url}/v1/users/priv/events`, { data: PAYLOAD }, { bearer: WRONG_KEY })).status, 401);
-  t.equal((await getJson(`${a.url}/v1/jobs/${created.json.correlationId}`, { bearer: inHeader })).status, 200, 'job read with the user\'s token');
+  t.equal((await getJson(`${a.url}/v1/jobs/${created.json.correlationId}`, { bearer: inHeader })).status, 200, "job read with the user's token");
   t.equal((await getJson(`${a.url}/nowhere?token=${QUERY_TOKEN}`)).status, 404);
 
   // Stop both: SIGTERM flushes whatever spans are still batched.
   for (const stream of [...streams, resumed]) stream.close();
-  t.same(await Promise.all([a.kill('SIGTERM'), b.kill('SIGTERM')]), [{ code: 0, signal: null }, { code: 0, signal: null }]);
+  t.same(await Promise.all([a.kill('SIGTERM'), b.kill('SIGTERM')]), [
+    { code: 0, signal: null },
+    { code: 0, signal: null },
+  ]);
 
   const spans = receiver.spans;
-  t.ok(spans.some((s) => s.name === 'switchboard.deliver' && s.instance === 'r2'), 'spans were collected (the search below is not vacuous)');
-  t.ok(spans.some((s) => s.attributes['http.response.status_code'] === 400) && spans.some((s) => s.attributes['http.response.status_code'] === 404), 'including refused requests');
-  t.ok(spans.some((s) => s.name === 'switchboard.replay'), 'including the replay');
+  t.ok(
+    spans.some((s) => s.name === 'switchboard.deliver' && s.instance === 'r2'),
+    'spans were collected (the search below is not vacuous)',
+  );
+  t.ok(
+    spans.some((s) => s.attributes['http.response.status_code'] === 400) && spans.some((s) => s.attributes['http.response.status_code'] === 404),
+    'including refused requests',
+  );
+  t.ok(
+    spans.some((s) => s.name === 'switchboard.replay'),
+    'including the replay',
+  );
   const logs = [...a.logs, ...b.logs].join('\n');
   t.match(logs, /"url":"\/stream\/priv\?token=\[redacted\]"/, 'stream URLs are logged, with the token redacted');
   t.match(logs, /"url":"\/stream\/priv\?%74oken=\[redacted\]"/, 'also under a percent-encoded name');
@@ -126,14 +138,20 @@ t.test('a Redis error reply carries no event, metadata or key into a log line or
 
   await fleet.redis.cli('CONFIG', 'SET', 'maxmemory', '0');
   t.same(await replica.kill('SIGTERM'), { code: 0, signal: null }, 'stopped, spans flushed');
-  const failures = replica.parsedLogs().slice(0).filter((e) => e.msg === 'service unavailable');
+  const failures = replica
+    .parsedLogs()
+    .slice(0)
+    .filter((e) => e.msg === 'service unavailable');
   t.ok(
     failures.length === 3 && failures.every((e) => /^(?:OOM|EXECABORT) /.test(e.err?.message ?? '')),
     `each failure was logged once, with Redis' error (${failures.map((e) => e.err?.message.split(' ')[0]).join(', ')})`,
   );
   const logs = replica.logs.join('\n');
   const exported = receiver.bodies.join('\n');
-  t.ok(receiver.spans.some((s) => s.name === 'switchboard.publish'), 'the publish span was exported (the search below is not vacuous)');
+  t.ok(
+    receiver.spans.some((s) => s.name === 'switchboard.publish'),
+    'the publish span was exported (the search below is not vacuous)',
+  );
   for (const [what, secret] of Object.entries(secrets)) {
     t.notOk(logs.includes(secret), `${what}: in no log line`);
     // The event type is a span attribute by design; everything else must stay out of spans too.

@@ -34,8 +34,10 @@ const callback = await postJson(`${a.url}/v1/callbacks/${correlationId}`, { stat
 const eventId = callback.json.eventId as string;
 
 const isProducer = (span: ReceivedSpan): boolean => span.name === 'switchboard.publish' && span.attributes['messaging.message.id'] === eventId;
-const deliverOn = (instance: string) => (span: ReceivedSpan): boolean =>
-  span.name === 'switchboard.deliver' && span.instance === instance && span.attributes['messaging.message.id'] === eventId;
+const deliverOn =
+  (instance: string) =>
+  (span: ReceivedSpan): boolean =>
+    span.name === 'switchboard.deliver' && span.instance === instance && span.attributes['messaging.message.id'] === eventId;
 
 t.test('a callback to A for a stream on B is one trace: A server span → A producer → B consumer', async (t) => {
   t.equal(callback.status, 202);
@@ -72,18 +74,28 @@ t.test('a callback to A for a stream on B is one trace: A server span → A prod
   t.equal(server?.scope, '@fastify/otel');
   t.equal(server?.attributes['http.route'], '/v1/callbacks/:correlationId');
   t.equal(server?.attributes['http.response.status_code'], 202);
-  t.ok(ancestors.every((span) => span.instance === 'r1'), 'every span between them is A\'s');
+  t.ok(
+    ancestors.every((span) => span.instance === 'r1'),
+    "every span between them is A's",
+  );
 
   t.equal(consumer.kind, SpanKind.CONSUMER);
-  t.equal(consumer.traceId, producer.traceId, 'B\'s consumer span is in the same trace');
-  t.equal(consumer.parentSpanId, producer.spanId, 'B\'s consumer span is a child of A\'s producer span');
+  t.equal(consumer.traceId, producer.traceId, "B's consumer span is in the same trace");
+  t.equal(consumer.parentSpanId, producer.spanId, "B's consumer span is a child of A's producer span");
   t.match(consumer.attributes, { 'messaging.destination.name': CHANNEL, 'switchboard.streams_written': 1 });
   t.ok((consumer.attributes['switchboard.bytes_written'] as number) > 0, 'it records the bytes written');
 
   const script = inTrace.find((span) => span.kind === SpanKind.CLIENT && span.parentSpanId === producer.spanId);
   t.equal(script?.attributes['db.query.text'], 'evalsha', 'the Redis publish script is a child of the producer, recorded by command name only');
-  t.same(spans.filter((span) => span.name === 'switchboard.publish' && span.attributes['switchboard.correlation_id'] === correlationId).length, 1, 'one producer span');
-  t.ok(inTrace.every((span) => span.parentSpanId === '' || byId.has(span.parentSpanId)), 'every span\'s parent is in the trace');
+  t.same(
+    spans.filter((span) => span.name === 'switchboard.publish' && span.attributes['switchboard.correlation_id'] === correlationId).length,
+    1,
+    'one producer span',
+  );
+  t.ok(
+    inTrace.every((span) => span.parentSpanId === '' || byId.has(span.parentSpanId)),
+    "every span's parent is in the trace",
+  );
   t.same(receiver.otherPaths, [], 'nothing but traces is exported (metrics are Prometheus, logs are stdout)');
 });
 
@@ -91,7 +103,10 @@ t.test('the log line about the event carries its trace and span ids, correlation
   const producer = receiver.spans.find(isProducer)!;
   const line = await a.waitForLog((entry) => entry.msg === 'callback accepted' && entry.correlationId === correlationId, 5000, { since: markA });
   t.equal(line.trace_id, producer.traceId);
-  t.ok(receiver.spans.some((span) => span.spanId === line.span_id && span.traceId === producer.traceId), 'span_id names a span of that trace');
+  t.ok(
+    receiver.spans.some((span) => span.spanId === line.span_id && span.traceId === producer.traceId),
+    'span_id names a span of that trace',
+  );
   t.equal(line.replicaId, 'r1');
   t.equal(line.eventId, eventId);
 });
@@ -103,11 +118,11 @@ t.test('spans still batched at SIGTERM are flushed before the replica exits', as
   const spans = await receiver.waitForSpans((all) => all.some(deliverOn('r3')), SPAN_WAIT_MS, 'C consumer span after SIGTERM');
   const producer = spans.find(isProducer)!;
   const consumer = spans.find(deliverOn('r3'))!;
-  t.equal(consumer.traceId, producer.traceId, 'C\'s consumer span is in the same trace');
+  t.equal(consumer.traceId, producer.traceId, "C's consumer span is in the same trace");
   t.equal(consumer.parentSpanId, producer.spanId, 'and a child of the producer span');
 });
 
-t.test('a resume replays from history inside a replay span linked to the events\' producers', async (t) => {
+t.test("a resume replays from history inside a replay span linked to the events' producers", async (t) => {
   const second = await fleet.publish(a, USER, { n: 2 });
   t.equal(second.status, 202);
   await onB.waitForEvents(2);
@@ -116,7 +131,9 @@ t.test('a resume replays from history inside a replay span linked to the events\
   await resumed.waitForEvents(1);
 
   const spans = await receiver.waitForSpans(
-    (all) => all.some((span) => span.name === 'switchboard.publish' && span.attributes['messaging.message.id'] === second.json.id) && all.some(isReplay('r2', 'resume')),
+    (all) =>
+      all.some((span) => span.name === 'switchboard.publish' && span.attributes['messaging.message.id'] === second.json.id) &&
+      all.some(isReplay('r2', 'resume')),
     SPAN_WAIT_MS,
     'resume replay span',
   );
@@ -125,7 +142,10 @@ t.test('a resume replays from history inside a replay span linked to the events\
   t.equal(replay.kind, SpanKind.CONSUMER);
   t.match(replay.attributes, { 'switchboard.replayed_events': 1, 'messaging.destination.name': CHANNEL });
   t.ok((replay.attributes['switchboard.bytes_written'] as number) > 0);
-  t.ok(replay.links.some((link) => link.spanId === producer.spanId && link.traceId === producer.traceId), 'linked to the replayed event\'s producer span');
+  t.ok(
+    replay.links.some((link) => link.spanId === producer.spanId && link.traceId === producer.traceId),
+    "linked to the replayed event's producer span",
+  );
 });
 
 t.test('a catch-up after the subscriber reconnects is traced as a replay span', async (t) => {
@@ -150,7 +170,7 @@ t.test('a catch-up after the subscriber reconnects is traced as a replay span', 
   );
   const producer = spans.find((span) => span.name === 'switchboard.publish' && span.attributes['messaging.message.id'] === missed.id);
   const replay = spans.find((span) => isReplay('r2', 'catch_up')(span) && span.links.some((link) => link.spanId === producer?.spanId));
-  t.ok(replay, 'B\'s catch-up replay span links to the missed event\'s producer span');
+  t.ok(replay, "B's catch-up replay span links to the missed event's producer span");
   t.match(replay?.attributes, { 'messaging.destination.name': CHANNEL });
   t.ok((replay?.attributes['switchboard.replayed_events'] as number) >= 1);
   await onB.waitFor((stream) => stream.events.some((event) => event.lastEventId === missed.id), 5000, 'the missed event on B');
@@ -168,5 +188,6 @@ function ancestorsOf(spans: readonly ReceivedSpan[], span: ReceivedSpan): Receiv
 }
 
 function isReplay(instance: string, trigger: string) {
-  return (span: ReceivedSpan): boolean => span.name === 'switchboard.replay' && span.instance === instance && span.attributes['switchboard.replay.trigger'] === trigger;
+  return (span: ReceivedSpan): boolean =>
+    span.name === 'switchboard.replay' && span.instance === instance && span.attributes['switchboard.replay.trigger'] === trigger;
 }

@@ -2,14 +2,30 @@ import t from 'tap';
 import { loadConfig } from '../../src/config.js';
 
 const CALLBACK_KEY = Buffer.alloc(32, 7).toString('base64');
-const shared = { REDIS_URL: 'redis://127.0.0.1:6390', STREAM_TOKEN_SECRET: 's'.repeat(32), PUBLISH_API_KEY: 'k'.repeat(32), CALLBACK_SECRET: `whsec_${CALLBACK_KEY}` };
+const shared = {
+  REDIS_URL: 'redis://127.0.0.1:6390',
+  STREAM_TOKEN_SECRET: 's'.repeat(32),
+  PUBLISH_API_KEY: 'k'.repeat(32),
+  CALLBACK_SECRET: `whsec_${CALLBACK_KEY}`,
+};
 
 t.test('defaults follow the contract', async (t) => {
   const { config, generated } = loadConfig({});
   t.match(config, {
-    port: 3000, host: '0.0.0.0', heartbeatMs: 15_000, retryMs: 2000, maxBodyBytes: 65_536, maxConnections: 50_000,
-    maxConnectionsPerUser: 16, historyMaxLen: 1000, historyTtlSeconds: 3600, jobTtlSeconds: 3600, drainMs: 10_000, logLevel: 'info',
-    redis: undefined, allowUnsignedCallbacks: false,
+    port: 3000,
+    host: '0.0.0.0',
+    heartbeatMs: 15_000,
+    retryMs: 2000,
+    maxBodyBytes: 65_536,
+    maxConnections: 50_000,
+    maxConnectionsPerUser: 16,
+    historyMaxLen: 1000,
+    historyTtlSeconds: 3600,
+    jobTtlSeconds: 3600,
+    drainMs: 10_000,
+    logLevel: 'info',
+    redis: undefined,
+    allowUnsignedCallbacks: false,
   });
   t.same(config.callbackSecrets, [], 'callbacks unsigned without Redis unless CALLBACK_SECRET is set');
   t.ok(generated.publishApiKey && generated.streamTokenSecret, 'without Redis, missing secrets are generated');
@@ -19,7 +35,11 @@ t.test('defaults follow the contract', async (t) => {
 t.test('with Redis, the shared secrets are required and named', async (t) => {
   t.throws(() => loadConfig({ ...shared, STREAM_TOKEN_SECRET: undefined }), { message: /STREAM_TOKEN_SECRET is required/ });
   t.throws(() => loadConfig({ ...shared, PUBLISH_API_KEY: undefined }), { message: /PUBLISH_API_KEY is required/ });
-  t.throws(() => loadConfig({ ...shared, PUBLISH_API_KEY: '' }), { code: 'invalid_config', message: /PUBLISH_API_KEY is required/ }, 'an empty value counts as unset');
+  t.throws(
+    () => loadConfig({ ...shared, PUBLISH_API_KEY: '' }),
+    { code: 'invalid_config', message: /PUBLISH_API_KEY is required/ },
+    'an empty value counts as unset',
+  );
   const { generated } = loadConfig(shared);
   t.same(generated, {}, 'nothing generated when both are set');
 });
@@ -27,7 +47,11 @@ t.test('with Redis, the shared secrets are required and named', async (t) => {
 t.test('Redis: exactly one of three modes, with shared auth and TLS; a bad combination names the variables', async (t) => {
   const secrets = { STREAM_TOKEN_SECRET: 's'.repeat(32), PUBLISH_API_KEY: 'k'.repeat(32), CALLBACK_SECRET: `whsec_${CALLBACK_KEY}` };
   t.match(loadConfig({ ...secrets, REDIS_URL: 'redis://10.0.0.1:6379' }).config.redis, { mode: 'standalone', url: 'redis://10.0.0.1:6379', tls: undefined });
-  t.match(loadConfig({ ...secrets, REDIS_URL: 'rediss://r.example:6380' }).config.redis, { mode: 'standalone', tls: { caFile: undefined } }, 'rediss:// is TLS');
+  t.match(
+    loadConfig({ ...secrets, REDIS_URL: 'rediss://r.example:6380' }).config.redis,
+    { mode: 'standalone', tls: { caFile: undefined } },
+    'rediss:// is TLS',
+  );
   const sentinel = loadConfig({
     ...secrets,
     REDIS_SENTINELS: 's1:26379,10.0.0.2:26380',
@@ -40,7 +64,10 @@ t.test('Redis: exactly one of three modes, with shared auth and TLS; a bad combi
   }).config.redis;
   t.same(sentinel, {
     mode: 'sentinel',
-    sentinels: [{ host: 's1', port: 26379 }, { host: '10.0.0.2', port: 26380 }],
+    sentinels: [
+      { host: 's1', port: 26379 },
+      { host: '10.0.0.2', port: 26380 },
+    ],
     name: 'mymaster',
     sentinelPassword: 'spw',
     username: 'sb',
@@ -48,26 +75,53 @@ t.test('Redis: exactly one of three modes, with shared auth and TLS; a bad combi
     tls: { caFile: '/etc/ca.pem' },
     waitReplicas: 0,
   });
-  t.same(loadConfig({ ...secrets, REDIS_CLUSTER_NODES: 'c1:7000,10.0.0.3:7001', REDIS_PASSWORD: 'pw' }).config.redis, {
-    mode: 'cluster',
-    nodes: [{ host: 'c1', port: 7000 }, { host: '10.0.0.3', port: 7001 }],
-    username: undefined,
-    password: 'pw',
-    tls: undefined,
-    waitReplicas: 0,
-  }, 'REDIS_CLUSTER_NODES: the seed nodes of a Redis Cluster');
+  t.same(
+    loadConfig({ ...secrets, REDIS_CLUSTER_NODES: 'c1:7000,10.0.0.3:7001', REDIS_PASSWORD: 'pw' }).config.redis,
+    {
+      mode: 'cluster',
+      nodes: [
+        { host: 'c1', port: 7000 },
+        { host: '10.0.0.3', port: 7001 },
+      ],
+      username: undefined,
+      password: 'pw',
+      tls: undefined,
+      waitReplicas: 0,
+    },
+    'REDIS_CLUSTER_NODES: the seed nodes of a Redis Cluster',
+  );
   for (const [env, message, why] of [
-    [{ REDIS_URL: 'redis://a:1', REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm' }, /exactly one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES \(got REDIS_URL and REDIS_SENTINELS\)/, 'two modes'],
+    [
+      { REDIS_URL: 'redis://a:1', REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm' },
+      /exactly one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES \(got REDIS_URL and REDIS_SENTINELS\)/,
+      'two modes',
+    ],
     [{ REDIS_SENTINELS: 's:1' }, /REDIS_SENTINELS needs REDIS_SENTINEL_NAME/, 'sentinels without a name'],
     [{ REDIS_URL: 'redis://a:1', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINEL_NAME is set without REDIS_SENTINELS/, 'a name without sentinels'],
-    [{ REDIS_URL: 'redis://a:1', REDIS_SENTINEL_PASSWORD: 'x' }, /REDIS_SENTINEL_PASSWORD is set without REDIS_SENTINELS/, 'a sentinel password without sentinels'],
+    [
+      { REDIS_URL: 'redis://a:1', REDIS_SENTINEL_PASSWORD: 'x' },
+      /REDIS_SENTINEL_PASSWORD is set without REDIS_SENTINELS/,
+      'a sentinel password without sentinels',
+    ],
     [{ REDIS_URL: 'redis://a:1', REDIS_TLS_CA_FILE: '/ca' }, /REDIS_TLS_CA_FILE is set but TLS is off/, 'a CA file with TLS off'],
     [{ REDIS_WAIT_REPLICAS: '1' }, /REDIS_WAIT_REPLICAS set without/, 'durability without Redis'],
     [{ REDIS_PASSWORD: 'pw' }, /REDIS_PASSWORD set without REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES/, 'auth without Redis'],
     [{ REDIS_SENTINELS: 'no-port', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINELS/, 'an address without a port'],
-    [{ REDIS_CLUSTER_NODES: 'c:1', REDIS_WAIT_REPLICAS: '1' }, /REDIS_WAIT_REPLICAS is not supported with REDIS_CLUSTER_NODES/, 'WAIT is per master: not yet on a Cluster'],
-    [{ REDIS_CLUSTER_NODES: 'c:1', PUBLISH_API_KEY: undefined }, /PUBLISH_API_KEY is required when Redis is configured/, 'secrets are required on a Cluster too'],
-    [{ REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm', STREAM_TOKEN_SECRET: undefined }, /STREAM_TOKEN_SECRET is required when Redis is configured/, 'secrets are required behind Sentinel too'],
+    [
+      { REDIS_CLUSTER_NODES: 'c:1', REDIS_WAIT_REPLICAS: '1' },
+      /REDIS_WAIT_REPLICAS is not supported with REDIS_CLUSTER_NODES/,
+      'WAIT is per master: not yet on a Cluster',
+    ],
+    [
+      { REDIS_CLUSTER_NODES: 'c:1', PUBLISH_API_KEY: undefined },
+      /PUBLISH_API_KEY is required when Redis is configured/,
+      'secrets are required on a Cluster too',
+    ],
+    [
+      { REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm', STREAM_TOKEN_SECRET: undefined },
+      /STREAM_TOKEN_SECRET is required when Redis is configured/,
+      'secrets are required behind Sentinel too',
+    ],
   ] as const) {
     t.throws(() => loadConfig({ ...secrets, ...env }), { code: 'invalid_config', message }, why);
   }
@@ -91,7 +145,11 @@ t.test('several callback secrets for rotation, each with or without whsec_', asy
   const { config } = loadConfig({ CALLBACK_SECRET: `whsec_${CALLBACK_KEY}, ${other}` });
   t.same(config.callbackSecrets, [CALLBACK_KEY, other], 'the prefix is dropped, the order kept (the first mints)');
   for (const bad of ['plain', 'whsec_', `${CALLBACK_KEY},short`, `whsec_${CALLBACK_KEY.slice(0, -1)}`, `${CALLBACK_KEY.slice(0, -4)}!!!!`, ',']) {
-    t.throws(() => loadConfig({ CALLBACK_SECRET: bad }), { code: 'invalid_config', message: /CALLBACK_SECRET/ }, `refused: ${JSON.stringify(bad.slice(0, 20))}`);
+    t.throws(
+      () => loadConfig({ CALLBACK_SECRET: bad }),
+      { code: 'invalid_config', message: /CALLBACK_SECRET/ },
+      `refused: ${JSON.stringify(bad.slice(0, 20))}`,
+    );
   }
 });
 
@@ -118,7 +176,10 @@ t.test('numbers are read as numbers', async (t) => {
 t.test('CORS_ORIGINS: unset, `*`, or exact origins checked at boot', async (t) => {
   t.equal(loadConfig({}).config.corsOrigins, undefined, 'unset: no CORS');
   t.equal(loadConfig({ CORS_ORIGINS: '*' }).config.corsOrigins, '*');
-  t.same(loadConfig({ CORS_ORIGINS: 'https://app.example.com, http://localhost:5173,' }).config.corsOrigins, ['https://app.example.com', 'http://localhost:5173']);
+  t.same(loadConfig({ CORS_ORIGINS: 'https://app.example.com, http://localhost:5173,' }).config.corsOrigins, [
+    'https://app.example.com',
+    'http://localhost:5173',
+  ]);
   for (const [value, why] of [
     ['https://app.example.com/', 'a trailing slash'],
     ['https://app.example.com/app', 'a path'],
@@ -132,13 +193,21 @@ t.test('CORS_ORIGINS: unset, `*`, or exact origins checked at boot', async (t) =
   ]) {
     t.throws(() => loadConfig({ CORS_ORIGINS: value }), { code: 'invalid_config', message: /CORS_ORIGINS/ }, `refused: ${why}`);
   }
-  t.throws(() => loadConfig({ CORS_ORIGINS: 'https://App.example.com' }), { message: /write it as https:\/\/app\.example\.com/ }, 'and the message says how to write it');
+  t.throws(
+    () => loadConfig({ CORS_ORIGINS: 'https://App.example.com' }),
+    { message: /write it as https:\/\/app\.example\.com/ },
+    'and the message says how to write it',
+  );
 });
 
 t.test('timer settings beyond what a Node timer can wait stop the boot, named', async (t) => {
   const MAX_TIMER_MS = 2 ** 31 - 1;
   for (const name of ['HEARTBEAT_MS', 'DRAIN_MS', 'PROBE_INTERVAL_MS', 'UNSUBSCRIBE_DEBOUNCE_MS', 'REQUEST_TIMEOUT_MS', 'STREAM_DRAIN_TIMEOUT_MS']) {
-    t.throws(() => loadConfig({ [name]: String(MAX_TIMER_MS + 1) }), { code: 'invalid_config', message: new RegExp(`${name} must be <= ${MAX_TIMER_MS}.*2\\^31-1 ms`) }, `${name} = 2^31`);
+    t.throws(
+      () => loadConfig({ [name]: String(MAX_TIMER_MS + 1) }),
+      { code: 'invalid_config', message: new RegExp(`${name} must be <= ${MAX_TIMER_MS}.*2\\^31-1 ms`) },
+      `${name} = 2^31`,
+    );
     t.throws(() => loadConfig({ [name]: '1e12' }), { message: new RegExp(name) }, `${name} = 1e12`);
     t.doesNotThrow(() => loadConfig({ [name]: String(MAX_TIMER_MS) }), `${name} = 2^31-1 is accepted`);
   }
@@ -157,7 +226,13 @@ t.test('the edge settings: request timeout, token audience, trusted proxies', as
 
   t.equal(loadConfig({ TRUST_PROXY: 'true' }).config.trustProxy, true);
   t.equal(loadConfig({ TRUST_PROXY: 'false' }).config.trustProxy, false);
-  t.same(loadConfig({ TRUST_PROXY: '10.0.0.1, 172.16.0.0/12,fd00::/8 ,::1,loopback' }).config.trustProxy, ['10.0.0.1', '172.16.0.0/12', 'fd00::/8', '::1', 'loopback']);
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.1, 172.16.0.0/12,fd00::/8 ,::1,loopback' }).config.trustProxy, [
+    '10.0.0.1',
+    '172.16.0.0/12',
+    'fd00::/8',
+    '::1',
+    'loopback',
+  ]);
   t.throws(() => loadConfig({ TRUST_PROXY: '1' }), { message: /TRUST_PROXY: a hop count/ }, 'a hop count is refused, not silently ignored');
   for (const bad of ['10.0.0.0/33', 'proxy.example.com', '10.0.0.1,', '10.0.0.1/8/8', 'yes', '::1/129']) {
     t.throws(() => loadConfig({ TRUST_PROXY: bad }), { code: 'invalid_config', message: /TRUST_PROXY/ }, `TRUST_PROXY=${bad}`);

@@ -23,7 +23,7 @@ t.test('positions parse, format and order like Redis stream ids', async (t) => {
   t.equal(comparePositions({ ms: 1, seq: 1 }, { ms: 1, seq: 1 }), 0);
 });
 
-t.test('a cursor round-trips every segment it was built from', async (t) => {
+t.test('a cursor round-trips every segment it was built from', async (_t) => {
   const segment = fc.record({
     channel: fc.string({ minLength: 1, maxLength: 140 }),
     ms: fc.integer({ min: 0, max: 2 ** 47 }),
@@ -55,10 +55,13 @@ t.test('anything that is not one of our ids is refused, not half-read', async (t
   for (const bad of ['', 'garbage', `${good}_`, `${good}_junk`, good.toUpperCase(), `${good}\n`, 'a'.repeat(MAX_CURSOR_LENGTH + 1)]) {
     t.equal(parseCursor(bad), undefined, `refuses ${JSON.stringify(bad.slice(0, 40))}`);
   }
-  fc.assert(fc.property(fc.string({ maxLength: 300 }), (text) => {
-    const parsed = parseCursor(text);
-    return parsed === undefined || [...parsed].map(([tag, e]) => formatSegment(tag, e.epoch, formatPosition(e.position))).join(SEGMENT_SEPARATOR) === text;
-  }), { numRuns: 5000 });
+  fc.assert(
+    fc.property(fc.string({ maxLength: 300 }), (text) => {
+      const parsed = parseCursor(text);
+      return parsed === undefined || [...parsed].map(([tag, e]) => formatSegment(tag, e.epoch, formatPosition(e.position))).join(SEGMENT_SEPARATOR) === text;
+    }),
+    { numRuns: 5000 },
+  );
 });
 
 t.test('channel tags are stable and spread', async (t) => {
