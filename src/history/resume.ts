@@ -46,22 +46,41 @@ export async function planResume(
   backplane: Backplane,
   registry: HeardChannels,
   firstPageEntries: number,
+  openedBefore?: Position,
 ): Promise<ResumePlan> {
   const cursor = cursorText === undefined ? undefined : parseCursor(cursorText);
   let reset: ResetCause | undefined = cursorText !== undefined && cursor === undefined ? 'invalid_cursor' : undefined;
   const replays: ChannelReplay[] = [];
   let matchedAny = false;
+  /**
+   * Where a channel starts that has no cursor to resume from: its newest position, except that
+   * when the head went out before the channels were subscribed (`openedBefore`), the events
+   * accepted since are replayed: the client may have seen the stream open and caused them.
+   */
+  const sinceOpened = async (channel: ChannelName, newest: Start): Promise<Start> => {
+    if (openedBefore === undefined || comparePositions(openedBefore, newest.position) >= 0) return notBeforeHeard(stream, channel, newest);
+    const pager = new HistoryPager(backplane, channel, openedBefore, firstPageEntries);
+    const page = await pager.next();
+    if (page.epoch !== newest.epoch || page.entries.length === 0) return notBeforeHeard(stream, channel, newest);
+    replays.push(new ChannelReplay(channel, pager, page));
+    return { epoch: page.epoch, position: openedBefore };
+  };
   const starts = await Promise.all(
     stream.channels.map(async (channel, index): Promise<Start> => {
       const from = cursor?.get(stream.tagAt(index));
-      if (from === undefined) return freshStart(stream, channel, backplane, registry);
+      if (from === undefined) {
+        const live = registry.liveStart(channel);
+        if (live !== undefined) return notBeforeHeard(stream, channel, live);
+        const read = await backplane.readHistory(channel, undefined, 1);
+        return sinceOpened(channel, { epoch: read.epoch, position: read.last });
+      }
       matchedAny = true;
       const pager = new HistoryPager(backplane, channel, from.position, firstPageEntries);
       const read = await pager.next();
       const cause = judge(from, read);
       if (cause !== undefined) {
         reset ??= cause;
-        return notBeforeHeard(stream, channel, { epoch: read.epoch, position: read.last });
+        return sinceOpened(channel, { epoch: read.epoch, position: read.last });
       }
       if (read.entries.length > 0) replays.push(new ChannelReplay(channel, pager, read));
       return { epoch: read.epoch, position: from.position };
@@ -78,18 +97,6 @@ export async function planResume(
 interface Start {
   epoch: string;
   position: Position;
-}
-
-/**
- * Where a stream without a cursor for `channel` starts: the newest position, from what this
- * replica already hears live when it can (10k streams joining one topic read its history once
- * per replica), else from history.
- */
-async function freshStart(stream: ResumingStream, channel: ChannelName, backplane: Backplane, registry: HeardChannels): Promise<Start> {
-  const live = registry.liveStart(channel);
-  if (live !== undefined) return notBeforeHeard(stream, channel, live);
-  const read = await backplane.readHistory(channel, undefined, 1);
-  return notBeforeHeard(stream, channel, { epoch: read.epoch, position: read.last });
 }
 
 /**

@@ -13,6 +13,12 @@ import type { StreamRegistry } from './stream-registry.js';
 const OPEN_TIMEOUT_MS = 5000;
 /** The longest a new stream's head waits for its channels' subscribe (see openStream). */
 const HEAD_GRACE_MS = 200;
+/**
+ * Redis stamps history ids with its own clock; replicas' clocks are taken to be within this of
+ * it (NTP keeps them far closer). A stream opened before its subscribe replays history from this
+ * long before its head: at worst a few events the client did not ask for, never one it missed.
+ */
+const CLOCK_SKEW_MS = 1000;
 
 export interface StreamOpenerDeps {
   registry: StreamRegistry;
@@ -35,9 +41,10 @@ export interface StreamOpenerDeps {
  * The head is written once the stream's channels are subscribed (well under a millisecond when
  * Redis is healthy, at once when this replica already holds them), so a client that reacts to
  * `open` by causing an event is sure to get it; but never later than HEAD_GRACE_MS, so a slow or
- * paused Redis does not keep the client and its proxies from seeing the stream open. (Written
- * before the subscribe is confirmed, an event the client caused at once could reach Redis before
- * the SUBSCRIBE, and be missed by a stream without a cursor.)
+ * paused Redis does not keep the client and its proxies from seeing the stream open. A stream
+ * whose head went out first (its subscribe took longer) starts, where it has no cursor, from
+ * what history holds since just before its head (CLOCK_SKEW_MS), so an event the client caused on
+ * seeing `open` is not missed even when it reached Redis before the SUBSCRIBE.
  *
  * Channels are subscribed before history is read: an event published in between is then both
  * read and queued live, and the stream drops the second copy by its position (a stream without a
@@ -49,11 +56,13 @@ export interface StreamOpenerDeps {
 export async function openStream(stream: SseStream, cursorText: string | undefined, deps: StreamOpenerDeps, reqId: string, done: () => void): Promise<void> {
   const { registry, backplane } = deps;
   const attached = registry.attach(stream);
-  await settledOrAfter(attached, HEAD_GRACE_MS);
+  const subscribedInTime = await settledOrAfter(attached, HEAD_GRACE_MS);
+  // Opened before its channels were subscribed: what was accepted since is read from history.
+  const openedBefore = subscribedInTime ? undefined : { ms: Date.now() - CLOCK_SKEW_MS, seq: 0 };
   stream.open();
   try {
     await withTimeout(attached, OPEN_TIMEOUT_MS, "subscribing the stream's channels");
-    const plan = await withTimeout(planResume(stream, cursorText, backplane, registry, deps.firstPageEntries), OPEN_TIMEOUT_MS, 'reading history');
+    const plan = await withTimeout(planResume(stream, cursorText, backplane, registry, deps.firstPageEntries, openedBefore), OPEN_TIMEOUT_MS, 'reading history');
     if (stream.isEnded) return;
     if (plan.reset !== undefined) stream.reset(plan.reset);
     if (plan.replays.length > 0) await replay(stream, plan.replays, deps);
@@ -87,15 +96,15 @@ async function replay(stream: SseStream, replays: readonly ChannelReplay[], { re
   }
 }
 
-/** Resolves when `promise` settles (either way) or after `ms`, whichever comes first. */
-function settledOrAfter(promise: Promise<unknown>, ms: number): Promise<void> {
+/** Resolves true when `promise` settles (either way) within `ms`, false when `ms` passes first. */
+function settledOrAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const grace = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms).unref();
+  const grace = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms).unref();
   });
   const settled = promise.then(
-    () => {},
-    () => {},
+    () => true,
+    () => true,
   );
   return Promise.race([settled, grace]).finally(() => clearTimeout(timer));
 }

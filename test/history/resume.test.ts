@@ -5,7 +5,7 @@ import t from 'tap';
 import type { Backplane } from '../../src/backplane/backplane.js';
 import { topicChannel, userChannel } from '../../src/backplane/redis-keys.js';
 import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
-import { channelTag, formatSegment, SEGMENT_SEPARATOR } from '../../src/history/cursor.js';
+import { channelTag, formatSegment, parsePosition, SEGMENT_SEPARATOR } from '../../src/history/cursor.js';
 import { planResume } from '../../src/history/resume.js';
 import { SseStream } from '../../src/sse/sse-stream.js';
 import { StreamRegistry } from '../../src/sse/stream-registry.js';
@@ -107,4 +107,36 @@ t.test('a multi-channel cursor resumes each channel it names; a channel it does 
   const userOnly = await plan(ids.at(-2)!, true);
   t.equal(userOnly.reset, undefined, 'a cursor for the user channel alone is fine');
   t.ok(userOnly.cursor.endsWith(topicId.split('.').at(-1)!), 'the topic starts at its newest');
+});
+
+t.test('opened before its channels were subscribed: no cursor, yet what was accepted since the head is replayed', async (t) => {
+  const late = userChannel('opened-early');
+  const before = await backplane.publish({ channel: late, header: { t: 'message', a: 0 }, dataJson: '"before"' });
+  // The head went out just after `before` was accepted.
+  const openedBefore = parsePosition(before.position)!;
+  // Accepted after the head went out, before the SUBSCRIBE reached Redis: never heard live.
+  await backplane.publish({ channel: late, header: { t: 'message', a: 0 }, dataJson: '"after-open"' });
+  const local = await localResponse(t);
+  const stream = new SseStream(local.response, {
+    userId: 'opened-early',
+    channels: [late],
+    tags: [channelTag(late)],
+    maxBufferedBytes: 1024 * 1024,
+    drainTimeoutMs: 1000,
+    head: {},
+    retryMs: 1000,
+    expiresAtMs: Number.MAX_SAFE_INTEGER,
+    onEnd: (ended) => registry.detach(ended),
+    onReset: () => {},
+  });
+  await registry.attach(stream);
+  const plan = await planResume(stream, undefined, backplane, registry, 2, openedBefore);
+  stream.end('client_closed');
+  t.equal(plan.reset, undefined, 'no reset');
+  t.same(
+    plan.replays.flatMap((replay) => replay.pending.map((message) => JSON.parse(message.dataJson))),
+    ['after-open'],
+    'the event accepted after the head, not the one before',
+  );
+  t.equal(stream.cursor().split('.').at(-1), before.position, 'the stream stands where the head went out');
 });
