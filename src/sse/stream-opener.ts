@@ -62,7 +62,11 @@ export async function openStream(stream: SseStream, cursorText: string | undefin
   stream.open();
   try {
     await withTimeout(attached, OPEN_TIMEOUT_MS, "subscribing the stream's channels");
-    const plan = await withTimeout(planResume(stream, cursorText, backplane, registry, deps.firstPageEntries, openedBefore), OPEN_TIMEOUT_MS, 'reading history');
+    const plan = await withTimeout(
+      planResume(stream, cursorText, backplane, registry, deps.firstPageEntries, openedBefore),
+      OPEN_TIMEOUT_MS,
+      'reading history',
+    );
     if (stream.isEnded) return;
     if (plan.reset !== undefined) stream.reset(plan.reset);
     if (plan.replays.length > 0) await replay(stream, plan.replays, deps);
