@@ -35,14 +35,6 @@ export function parsePosition(text: string): Position | undefined {
 
 export const formatPosition = (p: Position): string => `${p.ms}-${p.seq}`;
 
-/** The greatest position before `p`: a stream set there is given every event from `p` on. */
-export function positionBefore(p: Position): Position {
-  return p.seq > 0 ? { ms: p.ms, seq: p.seq - 1 } : { ms: p.ms - 1, seq: MAX_SEQ };
-}
-
-/** The largest sequence number a cursor carries (15 digits, see POSITION). */
-const MAX_SEQ = 999_999_999_999_999;
-
 export function comparePositions(a: Position, b: Position): number {
   return a.ms - b.ms || a.seq - b.seq;
 }

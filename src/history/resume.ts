@@ -1,6 +1,6 @@
-import type { Backplane, ChannelMessage, HistoryRead } from '../backplane/backplane.js';
+import type { Backplane, HistoryRead } from '../backplane/backplane.js';
 import type { ChannelName } from '../backplane/redis-keys.js';
-import { comparePositions, formatPosition, parseCursor, positionBefore, type CursorEntry, type Position } from './cursor.js';
+import { comparePositions, formatPosition, parseCursor, ZERO_POSITION, type CursorEntry, type Position } from './cursor.js';
 import type { ResetCause } from './gaps.js';
 import { HistoryPager } from './pages.js';
 import { ChannelReplay } from './replay.js';
@@ -10,8 +10,6 @@ export interface ResumingStream {
   readonly channels: readonly ChannelName[];
   tagAt(index: number): string;
   setPosition(index: number, epoch: string, position: Position, positionText: string): void;
-  /** The first live event of a channel heard since the stream attached, still queued. */
-  firstQueued(channel: ChannelName): ChannelMessage | undefined;
 }
 
 /** What the plan needs of the replica's channels (sse/stream-registry.ts's StreamRegistry). */
@@ -57,20 +55,20 @@ export async function planResume(
    * when the head went out before the channels were subscribed (`openedBefore`), the events
    * accepted since are replayed: the client may have seen the stream open and caused them.
    */
-  const sinceOpened = async (channel: ChannelName, newest: Start): Promise<Start> => {
-    if (openedBefore === undefined || comparePositions(openedBefore, newest.position) >= 0) return notBeforeHeard(stream, channel, newest);
+  const sinceOpened = async (channel: ChannelName, newest: { epoch: string; position: Position }): Promise<Start> => {
+    if (openedBefore === undefined || comparePositions(openedBefore, newest.position) >= 0) return takeEveryHeard(newest);
     const pager = new HistoryPager(backplane, channel, openedBefore, firstPageEntries);
     const page = await pager.next();
-    if (page.epoch !== newest.epoch || page.entries.length === 0) return notBeforeHeard(stream, channel, newest);
+    if (page.epoch !== newest.epoch || page.entries.length === 0) return takeEveryHeard(newest);
     replays.push(new ChannelReplay(channel, pager, page));
-    return { epoch: page.epoch, position: openedBefore };
+    return { epoch: page.epoch, position: openedBefore, floor: openedBefore };
   };
   const starts = await Promise.all(
     stream.channels.map(async (channel, index): Promise<Start> => {
       const from = cursor?.get(stream.tagAt(index));
       if (from === undefined) {
         const live = registry.liveStart(channel);
-        if (live !== undefined) return notBeforeHeard(stream, channel, live);
+        if (live !== undefined) return takeEveryHeard(live);
         const read = await backplane.readHistory(channel, undefined, 1);
         return sinceOpened(channel, { epoch: read.epoch, position: read.last });
       }
@@ -83,11 +81,11 @@ export async function planResume(
         return sinceOpened(channel, { epoch: read.epoch, position: read.last });
       }
       if (read.entries.length > 0) replays.push(new ChannelReplay(channel, pager, read));
-      return { epoch: read.epoch, position: from.position };
+      return { epoch: read.epoch, position: from.position, floor: from.position };
     }),
   );
   starts.forEach((start, index) => {
-    stream.setPosition(index, start.epoch, start.position, formatPosition(start.position));
+    stream.setPosition(index, start.epoch, start.floor, formatPosition(start.position));
     registry.noteStart(stream.channels[index] as ChannelName, start.epoch, start.position);
   });
   if (cursor !== undefined && !matchedAny) reset ??= 'invalid_cursor';
@@ -96,18 +94,21 @@ export async function planResume(
 
 interface Start {
   epoch: string;
+  /** Where the stream's id says it stands in the channel. */
   position: Position;
+  /** Events at or before this are not written: what a replay already covers. */
+  floor: Position;
 }
 
 /**
- * A start at the newest position, moved back before the first event the stream heard live since
- * it attached, if the newest already includes it: the client may have seen the stream open and
- * caused that event, so it must not be skipped.
+ * A start at the newest position with nothing replayed: every event the stream hears live from
+ * now on is written, whatever its position. It heard only what was published after its
+ * SUBSCRIBE took effect, which is exactly what it must get; comparing positions with a history
+ * read (on another connection) could drop one whose message was still on its way (a client that
+ * saw the stream open and caused an event at once).
  */
-function notBeforeHeard(stream: ResumingStream, channel: ChannelName, newest: Start): Start {
-  const firstLive = stream.firstQueued(channel);
-  if (firstLive === undefined || firstLive.epoch !== newest.epoch || comparePositions(firstLive.position, newest.position) > 0) return newest;
-  return { epoch: newest.epoch, position: positionBefore(firstLive.position) };
+function takeEveryHeard(newest: { epoch: string; position: Position }): Start {
+  return { epoch: newest.epoch, position: newest.position, floor: ZERO_POSITION };
 }
 
 function judge(from: CursorEntry, read: HistoryRead): ResetCause | undefined {

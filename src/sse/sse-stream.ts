@@ -109,13 +109,6 @@ export class SseStream {
     cursor.segment = formatSegment(cursor.tag, epoch, positionText);
   }
 
-  /** The first live event of a channel heard since the stream attached, while it is still queued. */
-  firstQueued(channel: ChannelName): ChannelMessage | undefined {
-    const state = this.state;
-    if (state.name !== 'opening' && state.name !== 'replaying') return undefined;
-    return state.queued.find((event) => event.message.channel === channel)?.message;
-  }
-
   /** The id a client sends back to resume exactly here. */
   cursor(): string {
     // Built in place (no array per event): multi-channel streams rebuild it for every event.

@@ -47,11 +47,11 @@ export interface StreamOpenerDeps {
  * seeing `open` is not missed even when it reached Redis before the SUBSCRIBE.
  *
  * Channels are subscribed before history is read: an event published in between is then both
- * read and queued live, and the stream drops the second copy by its position (a stream without a
- * cursor starts before the first event it heard live: see history/resume.ts). Anything that fails
- * before live ends the stream with a `retry:`, so the client comes back (with its last id) rather
- * than giving up. `done` runs once the replay is over, however it ended: the caller's resume slot
- * is released there.
+ * read and queued live, and the stream drops the second copy by its position (a channel started
+ * at its newest position, with nothing replayed, writes every event it hears: see
+ * history/resume.ts). Anything that fails before live ends the stream with a `retry:`, so the
+ * client comes back (with its last id) rather than giving up. `done` runs once the replay is
+ * over, however it ended: the caller's resume slot is released there.
  */
 export async function openStream(stream: SseStream, cursorText: string | undefined, deps: StreamOpenerDeps, reqId: string, done: () => void): Promise<void> {
   const { registry, backplane } = deps;

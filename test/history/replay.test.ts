@@ -5,7 +5,7 @@ import t from 'tap';
 import type { Backplane, ChannelMessage } from '../../src/backplane/backplane.js';
 import { topicChannel, userChannel, type ChannelName } from '../../src/backplane/redis-keys.js';
 import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
-import { comparePositions, positionBefore, ZERO_POSITION, type Position } from '../../src/history/cursor.js';
+import { comparePositions, ZERO_POSITION, type Position } from '../../src/history/cursor.js';
 import { firstPageEntries, HistoryPager, nextPageEntries, PAGE_BYTES, PAGE_MAX_ENTRIES } from '../../src/history/pages.js';
 import { ReplayBudget } from '../../src/history/replay-budget.js';
 import { ChannelReplay, replayHistory, type ReplaySink } from '../../src/history/replay.js';
@@ -118,7 +118,7 @@ t.test('history trimmed past a slow replay: the client is told, and the replay g
   t.teardown(() => backplane.close());
   const channel = userChannel('trimmed');
   const positions = await publishMany(backplane, channel, 20);
-  const replay = await replayOf(backplane, channel, positionBefore(positions[0]!), 3);
+  const replay = await replayOf(backplane, channel, ZERO_POSITION, 3);
   // While the client reads the first page, 15 more events trim the next ones away.
   let trimmedOnce = false;
   const sink = collectingSink();
