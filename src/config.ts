@@ -67,7 +67,7 @@ const EnvSchema = Type.Object({
   STREAM_DRAIN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: MAX_TIMER_MS }),
   MAX_CONCURRENT_RESUMES: Type.Integer({ default: 256, minimum: 1 }),
   MAX_CONCURRENT_RESUMES_PER_USER: Type.Integer({ default: 4, minimum: 1 }),
-  REPLAY_BYTES_PER_SECOND: Type.Integer({ default: 16 * 1024 * 1024, minimum: 64 * 1024 }),
+  REPLAY_BYTES_PER_SECOND: Type.Integer({ default: 4 * 1024 * 1024, minimum: 64 * 1024 }),
   PROBE_INTERVAL_MS: Type.Integer({ default: 2000, minimum: 100, maximum: MAX_TIMER_MS }),
   DEMO_MODE: Type.Boolean({ default: false }),
 });
