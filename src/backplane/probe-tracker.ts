@@ -1,5 +1,5 @@
 /** The probe is late (the subscriber deaf) after this many intervals without it arriving. */
-export const PROBE_MISSES_BEFORE_DEAF = 3;
+const PROBE_MISSES_BEFORE_DEAF = 3;
 
 /**
  * The bookkeeping of one probe: a numbered message this replica publishes to a channel only it

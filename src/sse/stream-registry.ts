@@ -101,7 +101,7 @@ export class StreamRegistry {
     return this.perUser.get(userId) ?? 0;
   }
 
-  streams(): SseStream[] {
+  private streams(): SseStream[] {
     return [...this.all];
   }
 

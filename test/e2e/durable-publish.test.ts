@@ -2,6 +2,7 @@
 // replica gone, publishes are answered 503 (with Retry-After) within the WAIT bound, never 2xx;
 // with it back and in sync, 202 again.
 import t from 'tap';
+import { REPLICATION_WAIT_TIMEOUT_MS } from '../../src/backplane/replication-wait.js';
 import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET } from '../helpers/fleet.js';
 import { postJson } from '../helpers/http.js';
 import { redisCommand, startRedis, type RedisServer } from '../helpers/redis-server.js';
@@ -9,7 +10,7 @@ import { startReplica } from '../helpers/replica.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /** The replication WAIT bound (src/backplane/replication-wait.ts) plus the request's own time. */
-const REFUSED_WITHIN_MS = 250 + 750;
+const REFUSED_WITHIN_MS = REPLICATION_WAIT_TIMEOUT_MS + 750;
 
 async function inSync(replica: RedisServer): Promise<void> {
   await waitFor(async () => /master_link_status:up/.test(String(await redisCommand(replica.port, ['INFO', 'replication']))), {

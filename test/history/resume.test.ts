@@ -1,9 +1,10 @@
 // The resume plan for every kind of cursor, in process on the memory backplane: where each of a
 // stream's channels starts, what it replays, and when the client must be told of a gap.
 import { pino } from 'pino';
+import type { ServerResponse } from 'node:http';
 import t from 'tap';
 import type { Backplane } from '../../src/backplane/backplane.js';
-import { topicChannel, userChannel } from '../../src/backplane/redis-keys.js';
+import { topicChannel, userChannel, type ChannelName } from '../../src/backplane/redis-keys.js';
 import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
 import { channelTag, formatSegment, parsePosition, SEGMENT_SEPARATOR } from '../../src/history/cursor.js';
 import { planResume } from '../../src/history/resume.js';
@@ -30,12 +31,10 @@ async function publish(channel = user): Promise<string> {
   return formatSegment(channelTag(channel), result.epoch, result.position);
 }
 
-/** A stream of the user (and the topic), attached, with the plan for `cursor`. */
-async function plan(cursor: string | undefined, withTopic = false, source: Backplane = backplane) {
-  const local = await localResponse(t);
-  const channels = withTopic ? [user, topic] : [user];
-  const stream = new SseStream(local.response, {
-    userId: 'planned',
+/** A stream of `userId` on `channels`, attached to the registry (subscribed), not yet planned. */
+async function attachedStream(response: ServerResponse, userId: string, channels: ChannelName[]): Promise<SseStream> {
+  const stream = new SseStream(response, {
+    userId,
     channels,
     tags: channels.map(channelTag),
     maxBufferedBytes: 1024 * 1024,
@@ -47,6 +46,13 @@ async function plan(cursor: string | undefined, withTopic = false, source: Backp
     onReset: () => {},
   });
   await registry.attach(stream);
+  return stream;
+}
+
+/** A stream of the user (and the topic), attached, with the plan for `cursor`. */
+async function plan(cursor: string | undefined, withTopic = false, source: Backplane = backplane) {
+  const local = await localResponse(t);
+  const stream = await attachedStream(local.response, 'planned', withTopic ? [user, topic] : [user]);
   const result = await planResume(stream, cursor, source, registry, 2);
   const replayed = result.replays.map((replay) => replay.pending.length);
   stream.end('client_closed');
@@ -117,19 +123,7 @@ t.test('opened before its channels were subscribed: no cursor, yet what was acce
   // Accepted after the head went out, before the SUBSCRIBE reached Redis: never heard live.
   await backplane.publish({ channel: late, header: { t: 'message', a: 0 }, dataJson: '"after-open"' });
   const local = await localResponse(t);
-  const stream = new SseStream(local.response, {
-    userId: 'opened-early',
-    channels: [late],
-    tags: [channelTag(late)],
-    maxBufferedBytes: 1024 * 1024,
-    drainTimeoutMs: 1000,
-    head: {},
-    retryMs: 1000,
-    expiresAtMs: Number.MAX_SAFE_INTEGER,
-    onEnd: (ended) => registry.detach(ended),
-    onReset: () => {},
-  });
-  await registry.attach(stream);
+  const stream = await attachedStream(local.response, 'opened-early', [late]);
   const plan = await planResume(stream, undefined, backplane, registry, 2, openedBefore);
   stream.end('client_closed');
   t.equal(plan.reset, undefined, 'no reset');
