@@ -30,6 +30,11 @@ const CHROMIUM_ARGS = [
 ];
 /** Generous: other test files share this machine's two cores. */
 const WAIT_MS = 30_000;
+/** A replica starts in about a second, but this shared machine under load has taken over 30 s. */
+const START_MS = 90_000;
+// Above tap's per-file default (package.json): the replicas' start, then five scenarios of up to
+// about 20 s each (the token tests run 6 s of token lifetimes), on a machine shared with other files.
+t.setTimeout(START_MS + 180_000);
 const PAGE_PATH = '/__client-test/';
 /** Bounds the token tests' publish loop (each event is waited for; three 3 s tokens take about 50). */
 const MAX_TOKEN_EVENTS = 2000;
@@ -90,7 +95,7 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
     t,
     2,
     { REDIS_URL: redis.url, STREAM_TOKEN_SECRET, PUBLISH_API_KEY, ALLOW_UNSIGNED_CALLBACKS: 'true', RETRY_MS: '1000' },
-    { timeoutMs: WAIT_MS },
+    { timeoutMs: START_MS },
   );
   // The template needs a demo worker upstream; nothing here calls /worker/, so nothing listens there.
   await startNginx(t, { port: nginxPort, replicas: replicas.map((replica) => `127.0.0.1:${replica.port}`), worker: `127.0.0.1:${await freePort()}` });
@@ -164,8 +169,8 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
   const tabs: Page[] = [];
 
   await t.test('8 tabs of one user: all 8 receive every event, over one server stream', async (t) => {
-    for (let i = 0; i < 8; i++) tabs.push(await openTab(tabsContext));
-    for (const tab of tabs) await start(tab, { userId: TABS_USER, ttlSeconds: 3600 });
+    tabs.push(...(await Promise.all(range(1, 8).map(() => openTab(tabsContext)))));
+    await Promise.all(tabs.map((tab) => start(tab, { userId: TABS_USER, ttlSeconds: 3600 })));
     await waitFor(async () => sum(await openStreams(replicas)) === 1, { timeoutMs: WAIT_MS, label: 'one stream open on the fleet' });
     // The stream is open: publish, and every tab must get each event.
     for (const seq of range(1, 20)) await publish(TABS_USER, seq);
