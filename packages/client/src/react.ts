@@ -65,10 +65,12 @@ export function useJob(correlationId: string | undefined, { client, types = ['ca
     let fetches = 0;
     /** Callbacks seen since the latest fetch began: its answer may have been read before they were recorded. */
     let sinceFetch: SwitchboardEvent[] = [];
+    // Another job (or client): nothing of the last one's state may show meanwhile.
+    setState({ job: undefined, error: undefined, loading: true });
     const refetch = (): void => {
       const fetchNumber = ++fetches;
       sinceFetch = [];
-      setState((current) => ({ ...current, loading: true }));
+      if (fetchNumber > 1) setState((current) => ({ ...current, loading: true }));
       active.fetchJob(correlationId).then(
         (job) => {
           if (!mounted || fetchNumber !== fetches) return;
