@@ -137,8 +137,15 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
     return { context, streamUrls, jobFetches: () => jobFetches, errors };
   };
 
+  /** The protocol of each stream response, as Chromium's network layer saw it. */
+  const streamProtocols: string[] = [];
   const openTab = async (context: BrowserContext): Promise<Page> => {
     const page = await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    cdp.on('Network.responseReceived', ({ response }) => {
+      if (new URL(response.url).pathname.startsWith('/stream/')) streamProtocols.push(response.protocol ?? 'unknown');
+    });
     await page.goto(`${nginxUrl}${PAGE_PATH}index.html`);
     await page.waitForFunction(() => window.harness !== undefined, undefined, { timeout: WAIT_MS });
     return page;
@@ -188,6 +195,7 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
     );
     t.equal(sum(await openStreams(replicas)), 1, 'the fleet holds one stream (switchboard_open_streams summed over the replicas)');
     t.equal(tabStreams.length, 1, 'the browser made one stream request for the 8 tabs');
+    t.same(streamProtocols, ['http/1.1'], 'over HTTP/1.1');
     t.equal(minted.get(TABS_USER), 1, 'one token fetched, by the leader');
     t.same(tabErrors, [], 'no script errors');
   });
