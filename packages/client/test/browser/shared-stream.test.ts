@@ -150,6 +150,12 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
     await page.waitForFunction(() => window.harness !== undefined, undefined, { timeout: WAIT_MS });
     return page;
   };
+  /**
+   * Until Chromium has the head of one more stream response than `before`: the replica writes it
+   * once the stream's channels are subscribed, so an event published after it reaches the stream.
+   */
+  const untilStreamHead = (before: number, label: string) =>
+    waitFor(() => streamProtocols.length > before, { timeoutMs: WAIT_MS, label: `${label}: the stream's head reached the browser` });
   const start = (page: Page, options: StartOptions) => page.evaluate((options) => window.harness.start(options), options);
 
   /** Through nginx; a publish that meets a dying replica is retried with the same idempotency id. */
@@ -178,6 +184,7 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
   await t.test('8 tabs of one user: all 8 receive every event, over one server stream', async (t) => {
     tabs.push(...(await Promise.all(range(1, 8).map(() => openTab(tabsContext)))));
     await Promise.all(tabs.map((tab) => start(tab, { userId: TABS_USER, ttlSeconds: 3600 })));
+    await untilStreamHead(0, '8 tabs');
     await waitFor(async () => sum(await openStreams(replicas)) === 1, { timeoutMs: WAIT_MS, label: 'one stream open on the fleet' });
     // The stream is open: publish, and every tab must get each event.
     for (const seq of range(1, 20)) await publish(TABS_USER, seq);
@@ -238,7 +245,9 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
       const ended = async () =>
         sum(await Promise.all(replicas.map(async (r) => metric(await metricsOf(r), 'switchboard_streams_ended_total', 'reason="auth_expired"'))));
       const expiredBefore = await ended();
+      const streamsBefore = streamProtocols.length;
       await start(page, { userId, ttlSeconds: 3, ...(renewBeforeMs === undefined ? {} : { renewBeforeMs }) });
+      await untilStreamHead(streamsBefore, userId);
       await waitFor(async () => sum(await openStreams(replicas)) === 1, { timeoutMs: WAIT_MS, label: 'the stream is open' });
       // One event at a time, each waited for, until the page has used three tokens (two renewals).
       let seq = 0;
@@ -275,9 +284,11 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
     const created = await postJson(`${nginxUrl}/v1/jobs`, { userId }, { bearer: PUBLISH_API_KEY });
     t.equal(created.status, 201);
     const { correlationId } = created.json;
+    const streamsBefore = streamProtocols.length;
     await page.evaluate(([userId, correlationId]) => window.harness.renderJob(userId!, correlationId!), [userId, correlationId]);
     const jobOf = async () => (await read(page)).job;
     await waitFor(async () => (await jobOf())?.job?.status === 'pending', { timeoutMs: WAIT_MS, label: 'the hook shows the job, pending' });
+    await untilStreamHead(streamsBefore, userId);
     await waitFor(async () => sum(await openStreams(replicas)) === 1, { timeoutMs: WAIT_MS, label: 'the stream is open' });
 
     const callback = async (payload: unknown) => {
