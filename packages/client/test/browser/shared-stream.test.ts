@@ -137,14 +137,14 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
     return { context, streamUrls, jobFetches: () => jobFetches, errors };
   };
 
-  /** The protocol of each stream response, as Chromium's network layer saw it. */
-  const streamProtocols: string[] = [];
+  /** Each stream response's status and protocol, as Chromium's network layer saw them. */
+  const streamResponses: { status: number; protocol: string }[] = [];
   const openTab = async (context: BrowserContext): Promise<Page> => {
     const page = await context.newPage();
     const cdp = await context.newCDPSession(page);
     await cdp.send('Network.enable');
     cdp.on('Network.responseReceived', ({ response }) => {
-      if (new URL(response.url).pathname.startsWith('/stream/')) streamProtocols.push(response.protocol ?? 'unknown');
+      if (new URL(response.url).pathname.startsWith('/stream/')) streamResponses.push({ status: response.status, protocol: response.protocol ?? 'unknown' });
     });
     await page.goto(`${nginxUrl}${PAGE_PATH}index.html`);
     await page.waitForFunction(() => window.harness !== undefined, undefined, { timeout: WAIT_MS });
@@ -155,7 +155,7 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
    * once the stream's channels are subscribed, so an event published after it reaches the stream.
    */
   const untilStreamHead = (before: number, label: string) =>
-    waitFor(() => streamProtocols.length > before, { timeoutMs: WAIT_MS, label: `${label}: the stream's head reached the browser` });
+    waitFor(() => streamResponses.length > before, { timeoutMs: WAIT_MS, label: `${label}: the stream's head reached the browser` });
   const start = (page: Page, options: StartOptions) => page.evaluate((options) => window.harness.start(options), options);
 
   /** Through nginx; a publish that meets a dying replica is retried with the same idempotency id. */
@@ -202,7 +202,7 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
     );
     t.equal(sum(await openStreams(replicas)), 1, 'the fleet holds one stream (switchboard_open_streams summed over the replicas)');
     t.equal(tabStreams.length, 1, 'the browser made one stream request for the 8 tabs');
-    t.same(streamProtocols, ['http/1.1'], 'over HTTP/1.1');
+    t.same(streamResponses, [{ status: 200, protocol: 'http/1.1' }], 'over HTTP/1.1');
     t.equal(minted.get(TABS_USER), 1, 'one token fetched, by the leader');
     t.same(tabErrors, [], 'no script errors');
   });
@@ -245,7 +245,7 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
       const ended = async () =>
         sum(await Promise.all(replicas.map(async (r) => metric(await metricsOf(r), 'switchboard_streams_ended_total', 'reason="auth_expired"'))));
       const expiredBefore = await ended();
-      const streamsBefore = streamProtocols.length;
+      const streamsBefore = streamResponses.length;
       await start(page, { userId, ttlSeconds: 3, ...(renewBeforeMs === undefined ? {} : { renewBeforeMs }) });
       await untilStreamHead(streamsBefore, userId);
       await waitFor(async () => sum(await openStreams(replicas)) === 1, { timeoutMs: WAIT_MS, label: 'the stream is open' });
@@ -268,6 +268,11 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
         streamUrls.slice(1).every((url) => url.searchParams.get('lastEventId')),
         'each reopened stream resumes with ?lastEventId=',
       );
+      t.same(
+        streamResponses.slice(streamsBefore).map((response) => response.status),
+        streamUrls.map(() => 200),
+        'every stream request was answered 200: none went out with an expired token',
+      );
       const expired = (await ended()) - expiredBefore;
       if (authExpired) t.ok(expired >= 2, `the service ended streams with auth-expired (${expired}), and the client renewed`);
       else t.equal(expired, 0, 'no stream ran into its exp: each token was renewed before');
@@ -284,7 +289,7 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
     const created = await postJson(`${nginxUrl}/v1/jobs`, { userId }, { bearer: PUBLISH_API_KEY });
     t.equal(created.status, 201);
     const { correlationId } = created.json;
-    const streamsBefore = streamProtocols.length;
+    const streamsBefore = streamResponses.length;
     await page.evaluate(([userId, correlationId]) => window.harness.renderJob(userId!, correlationId!), [userId, correlationId]);
     const jobOf = async () => (await read(page)).job;
     await waitFor(async () => (await jobOf())?.job?.status === 'pending', { timeoutMs: WAIT_MS, label: 'the hook shows the job, pending' });
