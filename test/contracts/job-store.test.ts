@@ -158,6 +158,27 @@ for (const [name, setup] of Object.entries(implementations)) {
       t.same([over?.eventId, over?.type, over?.receivers], ['event-1', 'callback', 1], 'the rest of the record is kept');
     });
 
+    t.test('a job full of callbacks at the payload bound holds every payload whole, and no more than the bound in total', async (t) => {
+      const store = await make();
+      const correlationId = newCorrelationId();
+      await store.create({ correlationId, userId: 'ivan', ttlSeconds: 600, metadata: undefined });
+      // JSON.stringify adds the string's two quotes: each payload is exactly at the bound.
+      const payloadAt = (n: number): string => `${n}`.padEnd(MAX_CALLBACK_PAYLOAD_BYTES - 2, 'z');
+      for (let n = 1; n <= MAX_CALLBACKS_KEPT + 3; n++) await store.recordCallback(correlationId, callback(n, { payload: payloadAt(n) }), 'running');
+      const callbacks = (await store.get(correlationId))?.callbacks ?? [];
+      t.same(
+        callbacks.map((c) => c.payload),
+        Array.from({ length: MAX_CALLBACKS_KEPT }, (_, i) => payloadAt(MAX_CALLBACKS_KEPT + 3 - i)),
+        'the newest, each whole',
+      );
+      const payloadBytes = callbacks.reduce((sum, c) => sum + Buffer.byteLength(JSON.stringify(c.payload)), 0);
+      t.equal(
+        payloadBytes,
+        MAX_CALLBACKS_KEPT * MAX_CALLBACK_PAYLOAD_BYTES,
+        'payloads total MAX_CALLBACKS_KEPT × MAX_CALLBACK_PAYLOAD_BYTES, the most a job holds',
+      );
+    });
+
     t.test('what a caller passes or reads is a copy: mutating it changes nothing stored', async (t) => {
       const store = await make();
       const correlationId = newCorrelationId();
