@@ -252,6 +252,7 @@ t.test('rolling restart of 3 replicas behind nginx: 60 EventSource clients and 3
     t.same(errors, [], `page ${user}: no script errors`);
   }
 
+  const streamsAfter = await Promise.all(replicas.map(async (r) => `${r.replicaId} ${(await getJson(`${r.url}/readyz`)).json?.streams}`));
   const reconnects = [...clients.map((client) => client.opens - 1), ...states.map((state) => state.connections.length - 1)];
   const histogram = new Map<number, number>();
   for (const count of reconnects) histogram.set(count, (histogram.get(count) ?? 0) + 1);
@@ -259,6 +260,7 @@ t.test('rolling restart of 3 replicas behind nginx: 60 EventSource clients and 3
     `rolling deploy of 3 replicas: ${deployMs.toFixed(0)} ms from the first SIGTERM to the last /readyz 200 (DRAIN_MS ${DRAIN_MS}, RETRY_MS ${RETRY_MS})`,
   );
   for (const step of steps) t.comment(`  ${step}`);
+  t.comment(`streams per replica after the deploy (r3 restarted last): ${streamsAfter.join(', ')}`);
   t.comment(
     `${published} events accepted (${RATE_PER_SECOND}/s target) for ${users.length} users; ${refusedAttempts} publish attempts answered 502/503/504 or failed and retried, ` +
       `${duplicateAnswers} retries answered as duplicates; ${repeats} repeated deliveries dropped by id`,
