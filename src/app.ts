@@ -15,7 +15,7 @@ import { firstPageEntries } from './history/pages.js';
 import { EventPublisher } from './publishing/event-publisher.js';
 import { callbackRoutes } from './routes/callbacks.js';
 import { demoRoutes } from './routes/demo.js';
-import { healthRoutes } from './routes/health.js';
+import { healthRoutes, readiness } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { openapiRoutes } from './routes/openapi.js';
 import { publishRoutes } from './routes/publish.js';
@@ -85,6 +85,7 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
     subscribedChannels: () => registry.channelCount,
     probeAgeSeconds: () => deps.backplane.probeAgeMs() / 1000,
     probeAgesSeconds: () => new Map([...deps.backplane.probeAgesMs()].map(([shard, ms]) => [shard, ms / 1000])),
+    ready: () => readiness(lifecycle, deps.backplane) === 'ready',
   });
   const registry: StreamRegistry = new StreamRegistry(
     deps.backplane,

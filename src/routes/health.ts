@@ -1,8 +1,14 @@
-import type { App, RouteContext } from '../context.js';
+import type { Backplane } from '../backplane/backplane.js';
+import type { App, Lifecycle, RouteContext } from '../context.js';
 import { SwitchboardError } from '../errors.js';
 import { sendProblem } from '../problem-details.js';
 
 type Readiness = 'ready' | 'draining' | 'backplane_unavailable';
+
+/** What /readyz answers, and what the switchboard_ready gauge reports (1 for `ready`). */
+export function readiness(lifecycle: Lifecycle, backplane: Pick<Backplane, 'isReady'>): Readiness {
+  return lifecycle.draining ? 'draining' : backplane.isReady() ? 'ready' : 'backplane_unavailable';
+}
 
 export function healthRoutes(app: App, { config, backplane, lifecycle, registry }: RouteContext): void {
   /** Liveness: the process runs and answers. */
@@ -19,7 +25,7 @@ export function healthRoutes(app: App, { config, backplane, lifecycle, registry 
 
   /** Readiness: send traffic here only while the backplane publishes and this replica hears it. */
   app.get('/readyz', async (_request, reply) => {
-    const now: Readiness = lifecycle.draining ? 'draining' : backplane.isReady() ? 'ready' : 'backplane_unavailable';
+    const now = readiness(lifecycle, backplane);
     observe(now);
     // An expected answer, sent here rather than thrown: the error handler would log every probe.
     if (now === 'draining') return sendProblem(reply, new SwitchboardError('shutting_down', 'This replica is draining.', { retryAfterSeconds: 5 }));

@@ -28,6 +28,8 @@ export class Metrics {
     probeAgeSeconds: () => number;
     /** Per subscriber path (a Redis Cluster master, `host:port`; `redis` for one Redis). */
     probeAgesSeconds: () => ReadonlyMap<string, number>;
+    /** What /readyz would answer now: true for 200. */
+    ready: () => boolean;
   }) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_process_' });
@@ -37,6 +39,14 @@ export class Metrics {
       registers,
       collect() {
         this.set(live.openStreams());
+      },
+    });
+    new Gauge({
+      name: 'switchboard_ready',
+      help: '1 while this replica is ready (GET /readyz answers 200), 0 while it drains or its backplane is not ready.',
+      registers,
+      collect() {
+        this.set(live.ready() ? 1 : 0);
       },
     });
     new Gauge({

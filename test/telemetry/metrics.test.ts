@@ -40,6 +40,7 @@ t.test('GET /metrics is Prometheus text with help and type for every listed metr
   t.match(s.contentType, /^text\/plain; version=0\.0\.4/);
   for (const [name, type] of [
     ['switchboard_open_streams', 'gauge'],
+    ['switchboard_ready', 'gauge'],
     ['switchboard_subscribed_channels', 'gauge'],
     ['switchboard_events_accepted_total', 'counter'],
     ['switchboard_events_zero_receivers_total', 'counter'],
@@ -238,4 +239,17 @@ t.test('a subscriber reconnect is counted, and the probe age stays small', async
     (v) => v < (3 * PROBE_INTERVAL_MS) / 1000,
   );
   t.ok(fresh >= 0, `probe age back to ${fresh} s`);
+});
+
+// Last: it drains A. Three open streams are ended in three batches spread over DRAIN_MS / 2
+// (5 s): the replica serves /metrics in between, long enough to read the gauge while /readyz says 503.
+t.test('switchboard_ready is 1 while /readyz answers 200, and 0 from the moment SIGTERM starts the drain', async (t) => {
+  t.equal((await getJson(`${a.url}/readyz`)).status, 200, 'A is ready');
+  t.equal((await scrape(a)).value('switchboard_ready'), 1, 'switchboard_ready 1');
+  const streams = await Promise.all(['m-ready-1', 'm-ready-2', 'm-ready-3'].map(async (user) => waitOpen(await fleet.stream(a, user), user)));
+  t.teardown(() => streams.forEach((stream) => stream.close()));
+  const exited = a.kill('SIGTERM');
+  await waitFor(async () => (await getJson(`${a.url}/readyz`, { timeoutMs: 1000 })).status === 503, { timeoutMs: 5000, label: 'A unready' });
+  t.equal((await scrape(a)).value('switchboard_ready'), 0, 'switchboard_ready 0 while draining');
+  t.same(await exited, { code: 0, signal: null }, 'A exits 0 after its drain');
 });
