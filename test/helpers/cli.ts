@@ -1,0 +1,50 @@
+// Runs the built `switchboard` bin (dist/cli/main.js) as a user would, with only the env given.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { trackChild } from './reaper.js';
+import { withTimeout } from './wait-for.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliProcess {
+  child: ChildProcess;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Resolves when the process exits. */
+  done: Promise<CliRun>;
+}
+
+/** Starts the bin; `env` is all of its environment, with PATH added. */
+export function startCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  trackChild(child);
+  const out = { stdout: '', stderr: '' };
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out.stdout += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (out.stderr += chunk));
+  const done = new Promise<CliRun>((resolve) => child.once('close', (code) => resolve({ code, ...out })));
+  return {
+    child,
+    get stdout() {
+      return out.stdout;
+    },
+    get stderr() {
+      return out.stderr;
+    },
+    done,
+  };
+}
+
+/** Runs the bin to its end (at most `timeoutMs`). */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<CliRun> {
+  const cli = startCli(args, env);
+  return withTimeout(cli.done, timeoutMs, `switchboard ${args.join(' ')}`).catch((err: unknown) => {
+    cli.child.kill('SIGKILL');
+    throw err;
+  });
+}
