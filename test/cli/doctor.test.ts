@@ -1,13 +1,14 @@
 // `switchboard doctor`, spawned against real replicas and real redis-servers: a healthy fleet
 // passes; each kind of misconfiguration fails, exits 1 and names the reason; no secret is printed.
 import t, { type Test } from 'tap';
-import { clockFinding, MAX_CLOCK_SKEW_MS, skewMs } from '../../src/cli/findings.js';
-import { runCli } from '../helpers/cli.js';
+import { CLI_FILE_TIMEOUT_MS, runCli } from '../helpers/cli.js';
 import { fleetEnv, PUBLISH_API_KEY, STREAM_TOKEN_SECRET } from '../helpers/fleet.js';
 import { freePort } from '../helpers/free-port.js';
 import { inProcessReplica } from '../helpers/in-process-replica.js';
 import { startRedis } from '../helpers/redis-server.js';
 import { waitFor } from '../helpers/wait-for.js';
+
+t.setTimeout(CLI_FILE_TIMEOUT_MS);
 
 const CALLBACK_SECRET = Buffer.from('doctor-test-callback-secret-0123456789').toString('base64');
 const OTHER = 'another-secret-value-0123456789abcdef';
@@ -68,38 +69,10 @@ t.test('a replica that is not ready, or not there, fails', async (t) => {
   const ownRedis = await startRedis(t);
   const stranded = await inProcessReplica(t, fleetEnv(ownRedis, { ...shared, REDIS_URL: ownRedis.url, REPLICA_ID: 'r7', LOG_LEVEL: 'silent' }));
   await ownRedis.stop();
-  await waitFor(async () => (await fetch(`${stranded.url}/readyz`)).status === 503, { label: 'r7 not ready', timeoutMs: 10_000 });
+  await waitFor(async () => (await fetch(`${stranded.url}/readyz`)).status === 503, { label: 'r7 not ready', timeoutMs: 60_000 });
   const nobody = `http://127.0.0.1:${await freePort()}`;
   const run = await runCli(['doctor', '--replica', stranded.url, '--replica', nobody], shared);
   t.equal(run.code, 1);
   t.match(run.stdout, new RegExp(`FAIL  replica ${stranded.url} +not ready \\(replica r7\\): 503 backplane_unavailable`));
   t.match(run.stdout, new RegExp(`FAIL  replica ${nobody} +unreachable: .*ECONNREFUSED`));
-});
-
-t.test('Redis that cannot be reached, or is not a master, fails', async (t) => {
-  const unreachable = await runCli(['doctor'], { ...shared, REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
-  t.equal(unreachable.code, 1);
-  t.match(unreachable.stdout, /FAIL {2}redis +127\.0\.0\.1:\d+ unreachable/);
-
-  const follower = await startRedis(t, { extraArgs: ['--replicaof', '127.0.0.1', String(redis.port)] });
-  const notMaster = await runCli(['doctor'], { ...shared, REDIS_URL: follower.url });
-  t.equal(notMaster.code, 1);
-  t.match(notMaster.stdout, new RegExp(`FAIL  redis +127\\.0\\.0\\.1:${follower.port} is a slave, not a master`));
-});
-
-t.test('an invalid environment fails the env check with the replica boot message', async (t) => {
-  const run = await runCli(['doctor'], { ...shared, HEARTBEAT_MS: 'often' });
-  t.equal(run.code, 1);
-  t.match(run.stdout, /FAIL {2}env +invalid configuration: .*HEARTBEAT_MS/);
-  const withoutSecret = await runCli(['doctor'], { REDIS_URL: redis.url, PUBLISH_API_KEY, CALLBACK_SECRET });
-  t.match(withoutSecret.stdout, /FAIL {2}env +STREAM_TOKEN_SECRET is required when Redis is configured/);
-});
-
-t.test('clock skew: judged against the round trip and the remote clock resolution', async (t) => {
-  t.equal(skewMs(1500, 1000, 2000), 0, 'a remote time within the round trip is no skew');
-  t.equal(skewMs(1000, 1500, 1600, 1000), 0, 'a Date header (whole seconds) within the round trip is no skew');
-  t.equal(skewMs(5000, 1000, 1200), -3800, 'a remote clock ahead');
-  t.equal(skewMs(0, 4000, 4100, 1000), 3000, 'a remote clock behind');
-  t.ok(clockFinding('clock', MAX_CLOCK_SKEW_MS, 'x').ok, 'the limit itself passes');
-  t.notOk(clockFinding('clock', -MAX_CLOCK_SKEW_MS - 1, 'x').ok, 'past it fails');
 });
