@@ -9,6 +9,7 @@ import type { ReplicaParts } from './connect.js';
 import type { App, Lifecycle, RouteContext } from './context.js';
 import { SwitchboardError } from './errors.js';
 import { registerCors } from './http/cors.js';
+import { http2Options } from './http/http2-options.js';
 import { rejectDeepBodies } from './json-depth.js';
 import { answerClientError, registerProblemDetails, sendProblem } from './problem-details.js';
 import { firstPageEntries } from './history/pages.js';
@@ -74,6 +75,8 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
     // While closing, requests still reach the routes: /stream answers 200 + retry (never a bare
     // 503 that would make EventSource give up), the rest answer problem+json.
     return503OnClosing: false,
+    // With TLS_CERT_FILE and TLS_KEY_FILE: HTTP/2 over TLS (HTTP/1.1 by ALPN); these win over the above.
+    ...http2Options(config),
   }).withTypeProvider<TypeBoxTypeProvider>();
   // Only JSON bodies: anything else is 415, not parsed as text and then refused as a bad shape.
   app.removeContentTypeParser('text/plain');

@@ -46,6 +46,10 @@ const EnvSchema = Type.Object({
   PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   CORS_ORIGINS: Type.Optional(Type.String()),
   STREAM_TOKEN_AUDIENCE: Type.String({ default: 'switchboard', minLength: 1 }),
+  // An RFC 6265 cookie name (an HTTP token): any other character could never match a sent cookie.
+  STREAM_TOKEN_COOKIE: Type.Optional(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$" })),
+  TLS_CERT_FILE: Type.Optional(Type.String()),
+  TLS_KEY_FILE: Type.Optional(Type.String()),
   TRUST_PROXY: Type.String({ default: 'false', minLength: 1 }),
   HEARTBEAT_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: MAX_TIMER_MS }),
   RETRY_MS: Type.Integer({ default: 2000, minimum: 0, maximum: MAX_RETRY_MS }),
@@ -137,6 +141,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     );
   }
 
+  if ((parsed.TLS_CERT_FILE === undefined) !== (parsed.TLS_KEY_FILE === undefined)) {
+    throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve HTTP/2 over TLS, or neither for plain HTTP/1.1');
+  }
+
   const config = toConfig(parsed, { redis, streamTokenSecret, publishApiKeys, callbackSecrets });
   return { config: Object.freeze(config), generated };
 }
@@ -175,6 +183,10 @@ function toConfig(
     corsOrigins: parseCorsOrigins(parsed.CORS_ORIGINS),
     /** The `aud` claim minted into subscriber tokens and required of every token presented. */
     streamTokenAudience: parsed.STREAM_TOKEN_AUDIENCE,
+    /** A cookie that may carry the stream token (after the header and `?token=`); undefined = none. */
+    streamTokenCookie: parsed.STREAM_TOKEN_COOKIE,
+    /** PEM files of the certificate (chain) and key: HTTP/2 over TLS, HTTP/1.1 by ALPN. Undefined = plain HTTP/1.1. */
+    tls: parsed.TLS_CERT_FILE === undefined || parsed.TLS_KEY_FILE === undefined ? undefined : { certFile: parsed.TLS_CERT_FILE, keyFile: parsed.TLS_KEY_FILE },
     /** Whose `X-Forwarded-*` headers are believed: nobody's, every peer's, or these proxies'. */
     trustProxy: parseTrustProxy(parsed.TRUST_PROXY),
     heartbeatMs: parsed.HEARTBEAT_MS,

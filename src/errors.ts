@@ -17,6 +17,7 @@ export const ERRORS = {
   invalid_signature: { status: 401, title: 'The webhook signature is not valid' },
   token_user_mismatch: { status: 403, title: 'The token was issued for another user' },
   topic_not_granted: { status: 403, title: 'The token does not grant this topic' },
+  origin_not_allowed: { status: 403, title: 'This origin may not present the token cookie' },
   not_found: { status: 404, title: 'Not found' },
   job_not_found: { status: 404, title: 'Unknown or expired correlation id' },
   request_timeout: { status: 408, title: 'The request was not received in time' },

@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  app.log.info({ port, backplane: backplane.kind }, 'listening');
+  app.log.info({ port, backplane: backplane.kind, http: config.tls === undefined ? '1.1' : '2+1.1 over TLS' }, 'listening');
   if (backplane.kind === 'memory') {
     app.log.warn('no REDIS_URL: running on the in-process backplane, which serves ONE replica only');
   }

@@ -6,7 +6,7 @@ import type { LoadedConfig } from './config.js';
  */
 export function printQuickstart({ config, generated }: LoadedConfig, port: number): void {
   if (generated.publishApiKey === undefined && generated.streamTokenSecret === undefined) return;
-  const base = `http://localhost:${port}`;
+  const base = `${config.tls === undefined ? 'http' : 'https'}://localhost:${port}`;
   const key = config.publishApiKeys[0] ?? '';
   // Only what was made up here: a secret the operator set is never echoed to stdout.
   const made = [

@@ -5,6 +5,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const TEMPLATE = readFileSync(new URL('./nginx.conf.template', import.meta.url), 'utf8');
+/** The production shape with TLS and HTTP/2 to browsers (`settings.tls`). */
+const HTTP2_TEMPLATE = readFileSync(new URL('./nginx-http2.conf.template', import.meta.url), 'utf8');
 const PLACEHOLDER = /\$\{([A-Z_]+)\}/g;
 
 /** Every `${NAME}` the template uses (docker-compose.yml must set each one for the nginx image). */
@@ -17,20 +19,25 @@ export const TEMPLATE_VARIABLES = [...new Set([...TEMPLATE.matchAll(PLACEHOLDER)
  * @property {string} worker      the demo worker as `host:port`
  * @property {string} accessLog   a path, or `off` (written as /dev/null: the template's access_log
  *                                names its log format, which `access_log off` cannot take)
+ * @property {{ listen: string, certFile: string, keyFile: string }} [tls]
+ *                                renders nginx-http2.conf.template instead: HTTP/2 over TLS on
+ *                                `tls.listen`, and `listen` only redirects to HTTPS
  */
 
 /** @param {NginxSettings} settings @returns {string} the nginx.conf text */
-export function renderNginxConfig({ listen, replicas, worker, accessLog }) {
+export function renderNginxConfig({ listen, replicas, worker, accessLog, tls }) {
   const values = {
     LISTEN: listen,
     SWITCHBOARD_SERVERS: replicas.map((address) => `server ${address};`).join(' '),
     WORKER_SERVER: `server ${worker};`,
     ACCESS_LOG: accessLog === 'off' ? '/dev/null' : accessLog,
+    ...(tls === undefined ? {} : { LISTEN_TLS: tls.listen, TLS_CERT_FILE: tls.certFile, TLS_KEY_FILE: tls.keyFile }),
   };
-  return TEMPLATE.replace(PLACEHOLDER, (_, name) => {
+  const [name, template] = tls === undefined ? ['nginx.conf.template', TEMPLATE] : ['nginx-http2.conf.template', HTTP2_TEMPLATE];
+  return template.replace(PLACEHOLDER, (_, placeholder) => {
     // A placeholder left in would reach nginx as an unknown variable: fail here, by name.
-    if (!(name in values)) throw new Error(`nginx.conf.template uses \${${name}}, which local.mjs does not fill in`);
-    return values[name];
+    if (!(placeholder in values)) throw new Error(`${name} uses \${${placeholder}}, which local.mjs does not fill in`);
+    return values[placeholder];
   });
 }
 

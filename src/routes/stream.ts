@@ -1,6 +1,6 @@
 import Type from 'typebox';
 import type { App, RouteContext } from '../context.js';
-import { bearer } from '../auth/api-keys.js';
+import { presentedStreamToken } from '../auth/stream-token-source.js';
 import { topicChannel, userChannel } from '../backplane/redis-keys.js';
 import { SwitchboardError } from '../errors.js';
 import { firstPageEntries } from '../history/pages.js';
@@ -30,13 +30,15 @@ const NO_SLOT = { release: (): void => {} };
  */
 export function streamRoutes(app: App, context: RouteContext): void {
   const { config, registry, backplane, tokens, lifecycle, metrics } = context;
+  // No `Connection` header: HTTP/1.1 keeps the connection alive by itself (Node says so in the
+  // head), and HTTP/2 forbids connection-specific headers (Node drops one with a warning).
   const headers = {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
-    connection: 'keep-alive',
     'x-accel-buffering': 'no',
     'x-replica-id': config.replicaId,
   };
+  const cookieToken = { name: config.streamTokenCookie, corsOrigins: config.corsOrigins };
   const gate = new ResumeGate(config.maxConcurrentResumes, config.maxConcurrentResumesPerUser);
   const opener: StreamOpenerDeps = {
     registry,
@@ -52,7 +54,17 @@ export function streamRoutes(app: App, context: RouteContext): void {
     const { userId } = request.params;
     if (!isValidUserId(userId)) throw new SwitchboardError('invalid_user_id', 'User ids are 1-128 characters of [A-Za-z0-9._~:@-].');
     const topics = parseTopics(request.query.topics);
-    const grant = tokens.check(bearer(request.headers.authorization) ?? request.query.token);
+    const grant = tokens.check(
+      presentedStreamToken(
+        {
+          authorization: request.headers.authorization,
+          queryToken: request.query.token,
+          cookieHeader: request.headers.cookie,
+          origin: request.headers.origin,
+        },
+        cookieToken,
+      ),
+    );
     if (grant.userId !== userId) throw new SwitchboardError('token_user_mismatch');
     checkGranted(topics, grant.topics);
     if (request.method === 'HEAD') return reply.code(200).headers(headers).send();

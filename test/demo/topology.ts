@@ -2,6 +2,7 @@
 // worker. Both are real processes, tracked by the reaper so they never outlive the test process,
 // and killed at teardown.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,8 @@ export interface NginxSettings {
   worker: string;
   /** Where nginx writes its access log (default `off`). */
   accessLog?: string;
+  /** nginx-http2.conf.template instead: HTTP/2 over TLS on this port, with these PEM files. */
+  tls?: { port: number; certFile: string; keyFile: string };
 }
 
 export interface RunningProcess {
@@ -61,7 +64,9 @@ export async function startNginx(t: TeardownHost, settings: NginxSettings): Prom
   args[args.indexOf('-g') + 1] += ' master_process off;';
   const url = `http://127.0.0.1:${settings.port}`;
   const nginx = launch(t, NGINX, args, process.env);
-  await untilReady(nginx, `${url}/healthz`);
+  // With TLS the plain port only redirects; the TLS port accepting connections is readiness.
+  if (settings.tls === undefined) await untilReady(nginx, `${url}/healthz`);
+  else await untilListening(nginx, settings.tls.port);
   return { ...nginx, url };
 }
 
@@ -88,8 +93,29 @@ async function untilReady(running: RunningProcess, url: string): Promise<void> {
   await Promise.race([ready, running.exited]);
 }
 
-function nginxSettings({ port, replicas, worker, accessLog = 'off' }: NginxSettings) {
-  return { listen: `127.0.0.1:${port}`, replicas, worker, accessLog };
+/** Waits for 127.0.0.1:`port` to accept a TCP connection; fails at once if the process exits first. */
+async function untilListening(running: RunningProcess, port: number): Promise<void> {
+  const accepts = (): Promise<boolean> =>
+    new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+  const ready = waitFor(accepts, { timeoutMs: 30_000, label: `127.0.0.1:${port} accepts connections` });
+  ready.catch(() => {});
+  await Promise.race([ready, running.exited]);
+}
+
+function nginxSettings({ port, replicas, worker, accessLog = 'off', tls }: NginxSettings) {
+  return {
+    listen: `127.0.0.1:${port}`,
+    replicas,
+    worker,
+    accessLog,
+    ...(tls === undefined ? {} : { tls: { listen: `127.0.0.1:${tls.port}`, certFile: tls.certFile, keyFile: tls.keyFile } }),
+  };
 }
 
 function launch(t: TeardownHost, command: string, args: string[], env: NodeJS.ProcessEnv): RunningProcess {

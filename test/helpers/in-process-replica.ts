@@ -50,7 +50,8 @@ export async function inProcessReplica(t: TeardownHost, env: ReplicaEnv = {}): P
   const { app } = buildApp(config, { ...parts, logger });
   t.teardown(async () => {
     const closed = app.close();
-    app.server.closeAllConnections();
+    // An HTTP/2 server (TLS_CERT_FILE) has no closeAllConnections: Fastify closes its sessions.
+    (app.server as { closeAllConnections?: () => void }).closeAllConnections?.();
     await closed;
   });
   await app.listen({ port: config.port, host: config.host });
