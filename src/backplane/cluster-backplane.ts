@@ -20,7 +20,10 @@ export interface ClusterBackplaneOptions extends HistoryOptions {
   logger: Logger;
 }
 
-/** The slot → master map is read again this often: a failover or migration is noticed within it. */
+/**
+ * The slot → master map is read again this often, by the subscribers and by the command Cluster
+ * (for its routing, and true receiver counts): a failover or migration is noticed within it.
+ */
 const TOPOLOGY_REFRESH_MS = 1000;
 /** A subscribe() not confirmed by then fails (the stream is refused with a 503, not left hanging). */
 const SUBSCRIBE_TIMEOUT_MS = 10_000;
@@ -98,7 +101,10 @@ export class ClusterBackplane implements Backplane {
     };
     await withTimeout(everyProbe(), FIRST_SUBSCRIBE_TIMEOUT_MS, "every master's first SSUBSCRIBE");
     this.timers = [
-      setInterval(() => void this.refresh(), TOPOLOGY_REFRESH_MS).unref(),
+      setInterval(() => {
+        this.commands.refreshSlotsCache();
+        void this.refresh();
+      }, TOPOLOGY_REFRESH_MS).unref(),
       setInterval(() => this.sendProbes(), this.options.probeIntervalMs).unref(),
     ];
     this.sendProbes();
@@ -186,10 +192,15 @@ export class ClusterBackplane implements Backplane {
     return new Map([...this.shards].map(([address, shard]) => [address, shard.probe.ageMs()]));
   }
 
-  /** Stops timers and closes the subscribers it made; the Cluster connection is closed by connect.ts. */
+  /**
+   * Stops timers and closes every subscriber it made, those reconnecting included, once a topology
+   * read in flight has ended (it could otherwise still make one). Nothing is placed or made after.
+   * The Cluster connection is closed by connect.ts.
+   */
   async close(): Promise<void> {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
+    await this.refreshing;
     for (const shard of this.shards.values()) shard.close();
     this.shards.clear();
   }
@@ -200,6 +211,7 @@ export class ClusterBackplane implements Backplane {
    * its owner. Runs one at a time; a call meanwhile runs once more after it.
    */
   private refresh(from?: ShardSubscriber): Promise<void> {
+    if (this.closed) return Promise.resolve();
     if (this.refreshing !== undefined) {
       this.refreshAgain = from ?? this.refreshAgain ?? 'any';
       return this.refreshing;
@@ -266,6 +278,7 @@ export class ClusterBackplane implements Backplane {
    * A live channel whose owner changed is reported lost first. Returns how many changed owner.
    */
   private place(channels: readonly ChannelName[]): number {
+    if (this.closed) return 0;
     const moved: ChannelName[] = [];
     const toSubscribe = new Map<ShardSubscriber, ChannelName[]>();
     for (const channel of channels) {
