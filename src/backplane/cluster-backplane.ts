@@ -4,6 +4,7 @@ import { withTimeout } from '../deadline.js';
 import { backplaneUnavailable } from '../errors.js';
 import type { Position } from '../history/cursor.js';
 import type { Backplane, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
+import { ClusterReplicationWait } from './cluster-replication-wait.js';
 import { parseAddress, SlotMap, type NodeAddress } from './cluster-topology.js';
 import { parseWireMessage } from './envelope.js';
 import type { HistoryOptions } from './memory-backplane.js';
@@ -17,6 +18,8 @@ import { ShardSubscriber } from './shard-subscriber.js';
 export interface ClusterBackplaneOptions extends HistoryOptions {
   replicaId: string;
   probeIntervalMs: number;
+  /** REDIS_WAIT_REPLICAS: a publish is answered only once this many replicas of its master hold it. */
+  waitReplicas: number;
   logger: Logger;
 }
 
@@ -46,6 +49,8 @@ const SUBSCRIBE_TIMEOUT_MS = 10_000;
 export class ClusterBackplane implements Backplane {
   readonly kind = 'redis' as const;
   private readonly commands: Cluster & ScriptCommands;
+  /** Set when REDIS_WAIT_REPLICAS > 0. */
+  private readonly replication: ClusterReplicationWait | undefined;
   private topology = new SlotMap([]);
   private readonly shards = new Map<NodeAddress, ShardSubscriber>();
   /** Channels the replica asked for. */
@@ -73,6 +78,7 @@ export class ClusterBackplane implements Backplane {
     private readonly options: ClusterBackplaneOptions,
   ) {
     this.commands = defineScripts(connections.commands, SHARDED_PUBLISH_SCRIPT);
+    this.replication = options.waitReplicas > 0 ? new ClusterReplicationWait(connections.commands, options.waitReplicas, SHARDED_PUBLISH_SCRIPT) : undefined;
   }
 
   /** Connects, reads the topology, subscribes every master's probe. Rejects if the cluster cannot be used. */
@@ -112,7 +118,8 @@ export class ClusterBackplane implements Backplane {
 
   async publish(request: PublishRequest): Promise<PublishResult> {
     try {
-      const { position, epoch, receivers } = await runPublish(this.commands, request, this.options);
+      const { position, epoch, receivers } =
+        this.replication === undefined ? await runPublish(this.commands, request, this.options) : await this.replication.publish(request, this.options);
       return { epoch, position, receivers: Math.max(receivers, 0), duplicate: receivers < 0 };
     } catch (err) {
       throw backplaneUnavailable(err);
