@@ -11,6 +11,8 @@
 //   npm run bench -- --in-place        build and run the work tree's own dist/ (default: a snapshot)
 //   npm run bench -- --root=DIR        run the Switchboard already built in DIR (A/B experiments)
 //   npm run bench -- --compare=DIR     add the Switchboard built in DIR as one more target (A/B)
+//   npm run bench -- --scale-out       also targeted publishes/s with 1 Redis vs a 3-master Redis
+//                                      Cluster, and Redis CPU per publish (--scenarios=none: only it)
 //
 // Rounds interleave the targets (the order rotates each round), so a burst of load from other
 // work on this shared machine falls on every target alike; figures are medians over rounds with
@@ -29,6 +31,7 @@ import { latency } from './scenarios/latency.mjs';
 import { broadcast } from './scenarios/broadcast.mjs';
 import { throughput } from './scenarios/throughput.mjs';
 import { historyMemory } from './scenarios/history.mjs';
+import { scaleOut, scaleOutMarkdown } from './scenarios/scale-out.mjs';
 import { profile } from './profile.mjs';
 import { renderMarkdown, summarize } from './lib/report.mjs';
 
@@ -206,10 +209,13 @@ async function main() {
   const runs = [];
   let profileResult;
   let history;
+  const scaleOutRounds = [];
   const fleet = new Fleet(CONFIG.clients);
   try {
     if (!args['profile-only']) {
-      for (let round = 0; round < CONFIG.rounds; round++) {
+      // With --scenarios=none (e.g. --scale-out alone) no target is started at all.
+      const perTarget = ['idle', 'latency', 'broadcast', 'throughput'].some(want);
+      for (let round = 0; perTarget && round < CONFIG.rounds; round++) {
         // Rotate the order so no target always runs first (cold caches) or last (tired machine).
         const order = runnable.map((_, i) => runnable[(i + round) % runnable.length]);
         for (const target of order) {
@@ -240,6 +246,12 @@ async function main() {
         log('history memory (bench/history-memory.mjs)');
         history = await historyMemory();
       }
+      if (args['scale-out']) {
+        for (let round = 0; round < CONFIG.rounds; round++) {
+          log(`round ${round + 1}/${CONFIG.rounds}: scale-out (1 Redis vs a 3-master cluster)`);
+          scaleOutRounds.push(await scaleOut({ root: switchboardRoot, durationMs: quick ? 2000 : 5000, log }));
+        }
+      }
     }
     if (args.profile || args['profile-only']) {
       log('profile pass (Switchboard under --cpu-prof, heap snapshot at 10k idle streams)');
@@ -250,8 +262,9 @@ async function main() {
   }
 
   const result = { meta: { ...meta, finishedAt: new Date().toISOString() }, config: CONFIG, targets: availability, runs, history, profile: profileResult };
+  if (scaleOutRounds.length > 0) result.scaleOut = scaleOutRounds;
   result.summary = summarize(result);
-  const md = renderMarkdown(result);
+  const md = renderMarkdown(result) + (scaleOutRounds.length > 0 ? scaleOutMarkdown(scaleOutRounds) : '');
   writeFileSync(join(RESULTS, `${stamp}.json`), JSON.stringify(result, null, 2));
   writeFileSync(join(RESULTS, `${stamp}.md`), md);
   copyFileSync(join(RESULTS, `${stamp}.json`), join(RESULTS, 'latest.json'));

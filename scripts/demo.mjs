@@ -2,11 +2,18 @@
 // redis-server (AOF on), three replicas sharing deploy/demo.env's secrets, the demo worker, and nginx
 // with the shipped config in front. Started together, stopped together (Ctrl-C), in order.
 //
+// `npm run demo -- --cluster`: the same, on a local Redis Cluster instead of one Redis: six
+// redis-servers (3 masters, 3 replicas, cluster-node-timeout 2000, full coverage not required),
+// joined by `redis-cli --cluster create`; the replicas get REDIS_CLUSTER_NODES. Kill -9 a master
+// and the page carries on: its replica takes over in about 4 s, and the streams catch up.
+//
 // Ports come from the environment, so a test (or a second copy) can run beside the defaults:
 // DEMO_PORT (8080, nginx), DEMO_REPLICA_PORTS (3001,3002,3003: one replica per port),
-// DEMO_REDIS_PORT (6380), DEMO_WORKER_PORT (3100). LOG_LEVEL (warn) is passed to the replicas.
+// DEMO_REDIS_PORT (6380), DEMO_WORKER_PORT (3100); with --cluster, DEMO_CLUSTER_PORTS
+// (7001,…,7006: one node per port) and DEMO_CLUSTER_BUS_PORTS (each node's port + 10000).
+// LOG_LEVEL (warn) is passed to the replicas.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -15,17 +22,25 @@ import { prepareNginx } from '../deploy/nginx/local.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** How long one part may take to become ready (a first start on a busy machine is slow). */
-const READY_TIMEOUT_MS = 30_000;
+const READY_TIMEOUT_MS = 60_000;
 /** How long one part may take to stop before it is killed; replicas drain within DRAIN_MS. */
 const STOP_TIMEOUT_MS = 15_000;
 /** Lines of a part's output kept to explain a failed start. */
 const OUTPUT_KEPT = 20;
 
+/** Redis Cluster instead of one Redis. */
+const CLUSTER = process.argv.slice(2).includes('--cluster');
+/** `cluster-node-timeout`: a dead master is replaced about 2 s after this. */
+const CLUSTER_NODE_TIMEOUT_MS = 2000;
+
+const clusterPorts = (process.env.DEMO_CLUSTER_PORTS ?? '7001,7002,7003,7004,7005,7006').split(',').map(Number);
 const ports = {
   http: Number(process.env.DEMO_PORT ?? 8080),
   replicas: (process.env.DEMO_REPLICA_PORTS ?? '3001,3002,3003').split(',').map(Number),
   redis: Number(process.env.DEMO_REDIS_PORT ?? 6380),
   worker: Number(process.env.DEMO_WORKER_PORT ?? 3100),
+  cluster: clusterPorts,
+  clusterBus: process.env.DEMO_CLUSTER_BUS_PORTS?.split(',').map(Number) ?? clusterPorts.map((port) => port + 10000),
 };
 
 /**
@@ -60,6 +75,8 @@ class Parts {
       if (essential) {
         process.stdout.write(' The demo cannot work without it: stopping.\n');
         void shutDown(1);
+      } else if (name.startsWith('redis-')) {
+        process.stdout.write(' The cluster promotes its replica in about 4 s; the page carries on. Ctrl-C stops the demo.\n');
       } else {
         process.stdout.write(' The other replicas keep serving; Ctrl-C stops the demo.\n');
       }
@@ -131,7 +148,11 @@ try {
 }
 
 async function main() {
-  const tools = { 'redis-server': findExecutable('redis-server'), nginx: findExecutable('nginx') };
+  const tools = {
+    'redis-server': findExecutable('redis-server'),
+    nginx: findExecutable('nginx'),
+    ...(CLUSTER ? { 'redis-cli': findExecutable('redis-cli') } : {}),
+  };
   const missing = Object.keys(tools).filter((name) => tools[name] === undefined);
   if (missing.length > 0) {
     process.stdout.write(
@@ -142,11 +163,16 @@ async function main() {
     );
     process.exit(1);
   }
+  if (CLUSTER && (ports.cluster.length !== 6 || ports.clusterBus.length !== 6)) {
+    throw new Error('DEMO_CLUSTER_PORTS and DEMO_CLUSTER_BUS_PORTS: six ports each (3 masters, 3 replicas)');
+  }
   const wanted = [
     ['DEMO_PORT', ports.http],
-    ['DEMO_REDIS_PORT', ports.redis],
     ['DEMO_WORKER_PORT', ports.worker],
     ...ports.replicas.map((port) => ['DEMO_REPLICA_PORTS', port]),
+    ...(CLUSTER
+      ? [...ports.cluster.map((port) => ['DEMO_CLUSTER_PORTS', port]), ...ports.clusterBus.map((port) => ['DEMO_CLUSTER_BUS_PORTS', port])]
+      : [['DEMO_REDIS_PORT', ports.redis]]),
   ];
   for (const [variable, port] of wanted) {
     if (!(await isFree(port))) throw new Error(`port ${port} is taken: set ${variable} to free port(s)`);
@@ -157,15 +183,7 @@ async function main() {
   const shared = readEnvFile(join(ROOT, 'deploy', 'demo.env'));
   const publicUrl = `http://127.0.0.1:${ports.http}`;
 
-  const redisLog = join(tempDir, 'redis.log');
-  const redis = parts.start(
-    'redis-server',
-    tools['redis-server'],
-    ['--port', String(ports.redis), '--bind', '127.0.0.1', '--dir', tempDir, '--appendonly', 'yes', '--save', '', '--logfile', redisLog],
-    { logFile: redisLog },
-  );
-  await waitUntil(redis, () => redisAnswers(ports.redis));
-
+  const redis = CLUSTER ? await startCluster(tools) : await startRedis(tools['redis-server']);
   const replicas = ports.replicas.map((port, i) =>
     parts.start(`switchboard-${i + 1}`, process.execPath, ['--import', './dist/telemetry/start.js', 'dist/main.js'], {
       essential: false,
@@ -175,7 +193,7 @@ async function main() {
         PORT: String(port),
         HOST: '127.0.0.1',
         REPLICA_ID: `switchboard-${i + 1}`,
-        REDIS_URL: `redis://127.0.0.1:${ports.redis}`,
+        ...(CLUSTER ? { REDIS_CLUSTER_NODES: ports.cluster.map((port) => `127.0.0.1:${port}`).join(',') } : { REDIS_URL: `redis://127.0.0.1:${ports.redis}` }),
         PUBLIC_URL: publicUrl,
         // The proxy in front runs on this machine: believe its X-Forwarded-* (client addresses in logs).
         TRUST_PROXY: 'loopback',
@@ -200,18 +218,100 @@ async function main() {
   await waitUntil(nginx, () => answersOk(`${publicUrl}/healthz`));
 
   const row = (name, pid, where) => `    ${name.padEnd(14)} pid ${String(pid).padEnd(8)} ${where}\n`;
+  const redisRows = CLUSTER
+    ? redis.map(({ part, port, role }) => row(part.name, part.child.pid, `redis://127.0.0.1:${port}  ${role}`)).join('')
+    : row('redis-server', redis[0].part.child.pid, `redis://127.0.0.1:${ports.redis}  (AOF on, data in ${tempDir})`);
+  const aMaster = CLUSTER ? redis.find(({ role }) => role.startsWith('master')) : undefined;
   process.stdout.write(
-    `\n  Switchboard demo: redis, ${replicas.length} replicas, a job worker, nginx round-robin in front.\n\n` +
-      row('redis-server', redis.child.pid, `redis://127.0.0.1:${ports.redis}  (AOF on, data in ${tempDir})`) +
+    `\n  Switchboard demo: ${CLUSTER ? 'a Redis Cluster (3 masters, 3 replicas)' : 'redis'}, ${replicas.length} replicas, a job worker, nginx round-robin in front.\n\n` +
+      redisRows +
       replicas.map((replica, i) => row(replica.name, replica.child.pid, `http://127.0.0.1:${ports.replicas[i]}`)).join('') +
       row('worker', worker.child.pid, `http://127.0.0.1:${ports.worker}  (the page reaches it at /worker/)`) +
       row('nginx', nginx.child.pid, `${publicUrl}  (round-robin over the replicas, no stickiness)`) +
+      (CLUSTER ? `\n    (AOF on, data in ${tempDir})\n` : '') +
       `\n  open ${publicUrl}/\n\n` +
       '  Open stream, start a few jobs, then kill -9 the pid of the replica the page says holds it.\n' +
+      (aMaster === undefined
+        ? ''
+        : `  Or kill a Redis master: kill -9 ${aMaster.part.child.pid}  (${aMaster.part.name}). Its replica takes over in about\n` +
+          `  ${(CLUSTER_NODE_TIMEOUT_MS + 2000) / 1000} s; publishes to its slots answer 503 meanwhile (retried), the streams then catch up,\n` +
+          '  and streams on the other masters never stop.\n') +
       '  Ctrl-C stops everything.\n\n',
   );
 }
 
+/** One redis-server with AOF: the default demo. */
+async function startRedis(command) {
+  const redisLog = join(tempDir, 'redis.log');
+  const part = parts.start(
+    'redis-server',
+    command,
+    ['--port', String(ports.redis), '--bind', '127.0.0.1', '--dir', tempDir, '--appendonly', 'yes', '--save', '', '--logfile', redisLog],
+    { logFile: redisLog },
+  );
+  await waitUntil(part, () => redisAnswers(ports.redis, 'PING', '+PONG'));
+  return [{ part, port: ports.redis, role: 'master' }];
+}
+
+/**
+ * Six cluster nodes, each with its own dir (nodes.conf) and AOF, joined by redis-cli into 3
+ * masters with a replica each. Resolves once every node reports cluster_state:ok, with each
+ * node's role as it reports it.
+ */
+async function startCluster(tools) {
+  const nodes = ports.cluster.map((port, i) => {
+    const dir = join(tempDir, `redis-${port}`);
+    mkdirSync(dir);
+    const logFile = join(dir, 'redis.log');
+    const part = parts.start(
+      `redis-${port}`,
+      tools['redis-server'],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--appendonly',
+        'yes',
+        '--save',
+        '',
+        '--logfile',
+        logFile,
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-port',
+        String(ports.clusterBus[i]),
+        '--cluster-node-timeout',
+        String(CLUSTER_NODE_TIMEOUT_MS),
+        // A shard whose master is down must not stop the others (the default answers CLUSTERDOWN everywhere).
+        '--cluster-require-full-coverage',
+        'no',
+      ],
+      { logFile, essential: false },
+    );
+    return { part, port };
+  });
+  await Promise.all(nodes.map(({ part, port }) => waitUntil(part, () => redisAnswers(port, 'PING', '+PONG'))));
+  const create = spawnSync(
+    tools['redis-cli'],
+    ['--cluster', 'create', ...ports.cluster.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '1', '--cluster-yes'],
+    { encoding: 'utf8', timeout: READY_TIMEOUT_MS },
+  );
+  if (create.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${create.stdout}${create.stderr}`);
+  await Promise.all(nodes.map(({ part, port }) => waitUntil(part, () => redisAnswers(port, 'CLUSTER INFO', 'cluster_state:ok'))));
+  return Promise.all(
+    nodes.map(async (node) => {
+      const line = (await redisReply(node.port, 'CLUSTER NODES')).split('\n').find((entry) => entry.includes('myself'));
+      const [, , flags = '', , , , , , ...slots] = (line ?? '').split(' ');
+      const role = flags.includes('master') ? `master of slots ${slots.join(' ')}` : 'replica';
+      return { ...node, role };
+    }),
+  );
+}
 /** Polls `check` until it passes; fails at once if the part exits, with what it printed. */
 async function waitUntil(part, check) {
   const deadline = Date.now() + READY_TIMEOUT_MS;
@@ -233,16 +333,22 @@ async function answersOk(url) {
   }
 }
 
-function redisAnswers(port) {
-  return new Promise((resolve) => {
-    const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('PING\r\n'));
+/** True if Redis on `port` answers the inline `command` with a reply containing `expected`. */
+async function redisAnswers(port, command, expected) {
+  return (await redisReply(port, command).catch(() => '')).includes(expected);
+}
+
+/** The raw reply to one inline command (small replies: the first chunk read). */
+function redisReply(port, command) {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: '127.0.0.1' }, () => socket.write(`${command}\r\n`));
     socket.setTimeout(1000, () => socket.destroy());
     socket.once('data', (reply) => {
       socket.destroy();
-      resolve(reply.toString().startsWith('+PONG'));
+      resolve(reply.toString());
     });
-    socket.once('error', () => resolve(false));
-    socket.once('close', () => resolve(false));
+    socket.once('error', reject);
+    socket.once('close', () => reject(new Error(`redis on ${port} closed the connection`)));
   });
 }
 

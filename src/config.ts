@@ -281,12 +281,6 @@ function redisSettings(parsed: Env): RedisSettings | undefined {
       ...common,
     };
   }
-  if (common.waitReplicas > 0) {
-    // WAIT counts one connection's writes on one master; a Cluster spreads them over many.
-    throw new ConfigError(
-      'REDIS_WAIT_REPLICAS is not supported with REDIS_CLUSTER_NODES yet; use REDIS_URL or REDIS_SENTINELS for acknowledged-by-replica publishes',
-    );
-  }
   return { mode: 'cluster', nodes: hostPorts(parsed.REDIS_CLUSTER_NODES as string), ...common };
 }
 

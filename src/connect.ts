@@ -27,7 +27,13 @@ export async function connectParts(config: Config, logger: Logger): Promise<Repl
   if (config.redis === undefined) return memoryParts(history);
   if (config.redis.mode === 'cluster') {
     const cluster = createClusterConnections(config.redis, config.replicaId, logger);
-    const backplane = new ClusterBackplane(cluster, { ...history, replicaId: config.replicaId, probeIntervalMs: config.probeIntervalMs, logger });
+    const backplane = new ClusterBackplane(cluster, {
+      ...history,
+      replicaId: config.replicaId,
+      probeIntervalMs: config.probeIntervalMs,
+      waitReplicas: config.redis.waitReplicas,
+      logger,
+    });
     logger.info({ mode: 'cluster' }, 'connecting to Redis');
     await backplane.start();
     return withClose(backplane, new RedisJobStore(cluster.commands), async () => {

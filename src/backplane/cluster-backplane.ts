@@ -4,6 +4,7 @@ import { withTimeout } from '../deadline.js';
 import { backplaneUnavailable } from '../errors.js';
 import type { Position } from '../history/cursor.js';
 import type { Backplane, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
+import { ClusterReplicationWait } from './cluster-replication-wait.js';
 import { parseAddress, SlotMap, type NodeAddress } from './cluster-topology.js';
 import { parseWireMessage } from './envelope.js';
 import type { HistoryOptions } from './memory-backplane.js';
@@ -17,10 +18,15 @@ import { ShardSubscriber } from './shard-subscriber.js';
 export interface ClusterBackplaneOptions extends HistoryOptions {
   replicaId: string;
   probeIntervalMs: number;
+  /** REDIS_WAIT_REPLICAS: a publish is answered only once this many replicas of its master hold it. */
+  waitReplicas: number;
   logger: Logger;
 }
 
-/** The slot → master map is read again this often: a failover or migration is noticed within it. */
+/**
+ * The slot → master map is read again this often, by the subscribers and by the command Cluster
+ * (for its routing, and true receiver counts): a failover or migration is noticed within it.
+ */
 const TOPOLOGY_REFRESH_MS = 1000;
 /** A subscribe() not confirmed by then fails (the stream is refused with a 503, not left hanging). */
 const SUBSCRIBE_TIMEOUT_MS = 10_000;
@@ -43,6 +49,8 @@ const SUBSCRIBE_TIMEOUT_MS = 10_000;
 export class ClusterBackplane implements Backplane {
   readonly kind = 'redis' as const;
   private readonly commands: Cluster & ScriptCommands;
+  /** Set when REDIS_WAIT_REPLICAS > 0. */
+  private readonly replication: ClusterReplicationWait | undefined;
   private topology = new SlotMap([]);
   private readonly shards = new Map<NodeAddress, ShardSubscriber>();
   /** Channels the replica asked for. */
@@ -70,6 +78,7 @@ export class ClusterBackplane implements Backplane {
     private readonly options: ClusterBackplaneOptions,
   ) {
     this.commands = defineScripts(connections.commands, SHARDED_PUBLISH_SCRIPT);
+    this.replication = options.waitReplicas > 0 ? new ClusterReplicationWait(connections.commands, options.waitReplicas, SHARDED_PUBLISH_SCRIPT) : undefined;
   }
 
   /** Connects, reads the topology, subscribes every master's probe. Rejects if the cluster cannot be used. */
@@ -98,7 +107,10 @@ export class ClusterBackplane implements Backplane {
     };
     await withTimeout(everyProbe(), FIRST_SUBSCRIBE_TIMEOUT_MS, "every master's first SSUBSCRIBE");
     this.timers = [
-      setInterval(() => void this.refresh(), TOPOLOGY_REFRESH_MS).unref(),
+      setInterval(() => {
+        this.commands.refreshSlotsCache();
+        void this.refresh();
+      }, TOPOLOGY_REFRESH_MS).unref(),
       setInterval(() => this.sendProbes(), this.options.probeIntervalMs).unref(),
     ];
     this.sendProbes();
@@ -106,7 +118,8 @@ export class ClusterBackplane implements Backplane {
 
   async publish(request: PublishRequest): Promise<PublishResult> {
     try {
-      const { position, epoch, receivers } = await runPublish(this.commands, request, this.options);
+      const { position, epoch, receivers } =
+        this.replication === undefined ? await runPublish(this.commands, request, this.options) : await this.replication.publish(request, this.options);
       return { epoch, position, receivers: Math.max(receivers, 0), duplicate: receivers < 0 };
     } catch (err) {
       throw backplaneUnavailable(err);
@@ -186,10 +199,15 @@ export class ClusterBackplane implements Backplane {
     return new Map([...this.shards].map(([address, shard]) => [address, shard.probe.ageMs()]));
   }
 
-  /** Stops timers and closes the subscribers it made; the Cluster connection is closed by connect.ts. */
+  /**
+   * Stops timers and closes every subscriber it made, those reconnecting included, once a topology
+   * read in flight has ended (it could otherwise still make one). Nothing is placed or made after.
+   * The Cluster connection is closed by connect.ts.
+   */
   async close(): Promise<void> {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
+    await this.refreshing;
     for (const shard of this.shards.values()) shard.close();
     this.shards.clear();
   }
@@ -200,6 +218,7 @@ export class ClusterBackplane implements Backplane {
    * its owner. Runs one at a time; a call meanwhile runs once more after it.
    */
   private refresh(from?: ShardSubscriber): Promise<void> {
+    if (this.closed) return Promise.resolve();
     if (this.refreshing !== undefined) {
       this.refreshAgain = from ?? this.refreshAgain ?? 'any';
       return this.refreshing;
@@ -266,6 +285,7 @@ export class ClusterBackplane implements Backplane {
    * A live channel whose owner changed is reported lost first. Returns how many changed owner.
    */
   private place(channels: readonly ChannelName[]): number {
+    if (this.closed) return 0;
     const moved: ChannelName[] = [];
     const toSubscribe = new Map<ShardSubscriber, ChannelName[]>();
     for (const channel of channels) {

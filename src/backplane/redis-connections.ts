@@ -86,8 +86,10 @@ export function createClusterConnections(settings: ClusterSettings, replicaId: s
       lazyConnect: true,
       enableOfflineQueue: false,
       enableAutoPipelining: true,
-      // Topology changes (failover, migration) are seen within about a second, not only on errors.
-      slotsRefreshInterval: 1000,
+      // No `slotsRefreshInterval`: ClusterBackplane asks for a refresh every second itself. ioredis'
+      // own timer re-arms itself when a disconnect() lands while one of its refreshes is in flight,
+      // then runs every interval for good and the process never exits (seen as a test file that
+      // passed and then hung until tap's timeout).
       // A command whose connection closed is NOT re-sent: its script may already have run, and a
       // publish without an idempotency key would then be stored twice. It fails (503) instead;
       // the sender retries, with its id. MOVED, ASK, TRYAGAIN and CLUSTERDOWN ran nothing and

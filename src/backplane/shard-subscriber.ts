@@ -39,14 +39,23 @@ export class ShardSubscriber {
     events: ShardEvents,
   ) {
     this.probe = new ProbeTracker(probeIntervalMs);
-    redis.on('smessage', (channel: string, payload: string) => events.message(this, channel, payload));
-    redis.on('ready', () => events.connected(this));
+    // Once closed, nothing is reported: a reconnect in flight at close() can still reach 'ready'
+    // (ioredis finishes a handshake already answered), and ClusterBackplane must not place
+    // channels, or make subscribers, for a connection that is going away.
+    redis.on('smessage', (channel: string, payload: string) => {
+      if (!this.closing) events.message(this, channel, payload);
+    });
+    redis.on('ready', () => {
+      if (!this.closing) events.connected(this);
+    });
     redis.on('close', () => {
       this.generation++;
       this.probeConfirmed = false;
       if (!this.closing) events.closed(this);
     });
-    redis.on('moved', () => events.moved(this));
+    redis.on('moved', () => {
+      if (!this.closing) events.moved(this);
+    });
   }
 
   get ready(): boolean {
@@ -79,6 +88,7 @@ export class ShardSubscriber {
     this.redis.disconnect(true);
   }
 
+  /** Ends the connection for good, a reconnect in flight included (ioredis cancels its retry timer). */
   close(): void {
     this.closing = true;
     this.redis.disconnect();

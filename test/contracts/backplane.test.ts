@@ -39,7 +39,7 @@ const implementations: Record<string, (t: Test) => Promise<Make>> = {
     return async (t, history) => {
       const replicaId = `contract-${++replicaSeq}`;
       const connections = createClusterConnections(settings, replicaId, silent);
-      const backplane = new ClusterBackplane(connections, { ...history, replicaId, probeIntervalMs: 500, logger: silent });
+      const backplane = new ClusterBackplane(connections, { ...history, replicaId, probeIntervalMs: 500, waitReplicas: 0, logger: silent });
       t.teardown(async () => {
         await backplane.close();
         connections.commands.disconnect();

@@ -93,10 +93,40 @@ t.test('docker-compose.yml passes the Compose validator and has the demo topolog
   t.not(rejected.status, 0, 'an unknown option is rejected');
   t.match(rejected.stderr, /no_such_option/, 'and named');
   const services = compose('config', '--services').stdout.trim().split('\n').sort();
+  const cluster = [
+    'nginx-cluster',
+    ...[1, 2, 3, 4, 5, 6].map((n) => `redis-cluster-${n}`),
+    'redis-cluster-init',
+    ...[1, 2, 3].map((n) => `switchboard-cluster-${n}`),
+    'worker-cluster',
+  ];
   t.same(
     services,
-    ['jaeger', 'nginx', 'redis', 'switchboard-1', 'switchboard-2', 'switchboard-3', 'worker'],
-    'redis, three replicas, nginx, the worker, jaeger',
+    ['jaeger', 'nginx', 'redis', 'switchboard-1', 'switchboard-2', 'switchboard-3', 'worker', ...cluster].sort(),
+    'redis, three replicas, nginx, the worker, jaeger; and the cluster variant',
+  );
+  // Each service as the validator resolved it (anchors merged): its block of `config` output.
+  const resolved = compose('--profile', 'cluster', 'config').stdout;
+  const block = (name: string): string => new RegExp(`^ {2}${name}:\n((?: {4}.*\n| *\n)*)`, 'm').exec(resolved)?.[1] ?? '';
+  for (const name of ['redis', 'switchboard-1', 'nginx', 'worker']) t.notMatch(block(name), /profiles:/, `${name}: in the default demo`);
+  for (const name of cluster) t.match(block(name), /profiles:\n\s+- cluster\n/, `${name}: only with --profile cluster`);
+  const seeds = [1, 2, 3, 4, 5, 6].map((n) => `redis-cluster-${n}:6379`).join(',');
+  for (const n of [1, 2, 3]) {
+    const replica = block(`switchboard-cluster-${n}`);
+    t.match(replica, new RegExp(`REDIS_CLUSTER_NODES: ${seeds}\n`), `switchboard-cluster-${n}: REDIS_CLUSTER_NODES names the six nodes`);
+    t.notMatch(replica, /REDIS_URL/, 'and no REDIS_URL (one mode at a time)');
+    t.match(replica, /redis-cluster-init:\n\s+condition: service_completed_successfully/, 'it starts once the cluster is made');
+  }
+  t.match(block('switchboard-1'), /REDIS_URL: redis:\/\/redis:6379/, 'the default replicas keep REDIS_URL');
+  const node = block('redis-cluster-1');
+  t.match(node, /--cluster-enabled\n\s+- ["']yes["']\n/, 'cluster nodes run in cluster mode');
+  t.match(node, /--cluster-node-timeout\n\s+- ["']2000["']\n/, 'with cluster-node-timeout 2000');
+  t.match(node, /--cluster-require-full-coverage\n\s+- ["']no["']\n/, 'and full coverage not required');
+  t.match(block('redis-cluster-init'), /--cluster create [^\n]*--cluster-replicas 1 --cluster-yes/, 'the one-shot init makes 3 masters with a replica each');
+  t.match(
+    block('nginx-cluster'),
+    /switchboard-cluster-1:3000;\s+server switchboard-cluster-2:3000;\s+server switchboard-cluster-3:3000;/,
+    "its nginx balances the cluster's replicas",
   );
 
   const text = readFileSync(COMPOSE_FILE, 'utf8');

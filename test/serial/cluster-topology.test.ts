@@ -29,6 +29,7 @@ async function backplaneOn(t: TeardownHost, cluster: RedisCluster) {
     historyTtlSeconds: 60,
     replicaId: 'topology-test',
     probeIntervalMs: 500,
+    waitReplicas: 0,
     logger: silent,
   });
   t.teardown(async () => {

@@ -90,6 +90,11 @@ t.test('Redis: exactly one of three modes, with shared auth and TLS; a bad combi
     },
     'REDIS_CLUSTER_NODES: the seed nodes of a Redis Cluster',
   );
+  t.equal(
+    loadConfig({ ...secrets, REDIS_CLUSTER_NODES: 'c1:7000', REDIS_WAIT_REPLICAS: '1' }).config.redis?.waitReplicas,
+    1,
+    'REDIS_WAIT_REPLICAS on a Cluster: a WAIT per master',
+  );
   for (const [env, message, why] of [
     [
       { REDIS_URL: 'redis://a:1', REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm' },
@@ -107,11 +112,6 @@ t.test('Redis: exactly one of three modes, with shared auth and TLS; a bad combi
     [{ REDIS_WAIT_REPLICAS: '1' }, /REDIS_WAIT_REPLICAS set without/, 'durability without Redis'],
     [{ REDIS_PASSWORD: 'pw' }, /REDIS_PASSWORD set without REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES/, 'auth without Redis'],
     [{ REDIS_SENTINELS: 'no-port', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINELS/, 'an address without a port'],
-    [
-      { REDIS_CLUSTER_NODES: 'c:1', REDIS_WAIT_REPLICAS: '1' },
-      /REDIS_WAIT_REPLICAS is not supported with REDIS_CLUSTER_NODES/,
-      'WAIT is per master: not yet on a Cluster',
-    ],
     [
       { REDIS_CLUSTER_NODES: 'c:1', PUBLISH_API_KEY: undefined },
       /PUBLISH_API_KEY is required when Redis is configured/,
