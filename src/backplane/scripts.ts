@@ -1,6 +1,7 @@
 /**
- * Lua scripts run by RedisBackplane. All keys a script touches share one hash tag (see
- * channels.ts), so they run unchanged on Redis Cluster.
+ * Lua scripts run by the Redis backplanes. On Redis Cluster every call's keys share one slot (one
+ * channel's keys share a hash tag, see redis-keys.ts, and a batch is split per slot), so the
+ * scripts run there unchanged.
  *
  * Redis does not undo a write when a later command in the same script fails, so everything that
  * can be validated is validated in TypeScript before the script runs.
@@ -11,43 +12,100 @@
  * cannot tell this.)
  */
 
+/** KEYS per event in a publish call: history stream, meta hash, idempotency key. */
+export const KEYS_PER_EVENT = 3;
+/** ARGV per event in a publish call, after the call's own three (see PUBLISH_SCRIPT). */
+export const ARGS_PER_EVENT = 5;
+
 /**
- * Append + publish, atomically: dedupe check, epoch (created on first use), XADD with trimming,
- * expiry, idempotency record, then PUBLISH (standalone, Sentinel) or SPUBLISH (Cluster: a PUBLISH
- * inside a script reaches no sharded subscriber there; the channel shares the keys' slot).
+ * Append + publish, atomically, for one event or a batch of them (in order): dedupe check, epoch
+ * (created on first use), XADD with trimming, idempotency record, then PUBLISH (standalone,
+ * Sentinel) or SPUBLISH (Cluster: a PUBLISH inside a script reaches no sharded subscriber there;
+ * the channel shares the keys' slot, and a Cluster call holds one slot's events only).
  *
- * KEYS: history stream, meta hash (epoch, last), idempotency key (unused unless ARGV[7] == '1')
- * ARGV: channel, header JSON, data JSON, max length, history TTL s, candidate epoch,
- *       use idempotency ('0'|'1'), idempotency TTL s
- * Returns { position, epoch, receivers } — receivers is -1 for a duplicate.
+ * A live-only event (`durable` '0') is published, never appended: its position is the channel's
+ * last durable position plus a counter (`<ms>-<seq>-<n>`), so it sorts after the event before it
+ * and before the next durable one, and a resume from it reads history from that durable position.
+ *
+ * Each channel's meta hash is read once per call and written once at its end (a batch of many
+ * events on one channel costs one HMGET and one HSET). The history and meta keys are given
+ * 1.25 × the history TTL, renewed only once less than the TTL is left (the meta field `x` holds
+ * the expiry last set, ms) and on a history's first append (XADD made the stream with no TTL):
+ * an idle channel's history still lives at least HISTORY_TTL_SECONDS, and an active channel
+ * pays two PEXPIREs once per quarter TTL instead of on every publish.
+ *
+ * KEYS: per event, history stream, meta hash (epoch, last, n, x), idempotency key (unused
+ *       without one)
+ * ARGV: max length, history TTL s, candidate epoch; then per event: channel, header JSON,
+ *       data JSON, durable ('1'|'0'), idempotency TTL s ('' = no idempotency key)
+ * Returns, flat, per event: position, epoch, receivers — receivers is -1 for a duplicate.
  */
 const publishScript = (publish: 'PUBLISH' | 'SPUBLISH'): string => `
-local meta = redis.call('HMGET', KEYS[2], 'epoch', 'last')
-local epoch = meta[1]
-local last = meta[2]
-if not epoch then
-  epoch = ARGV[6]
-  last = '0-0'
-end
-if ARGV[7] == '1' then
-  -- The first event's id and epoch: the history (and its epoch) may have expired since.
-  local prior = redis.call('GET', KEYS[3])
+local maxLen = ARGV[1]
+local ttlMs = tonumber(ARGV[2]) * 1000
+local keepMs = ttlMs + math.floor(ttlMs / 4)
+local trim = '~'
+if maxLen == '0' then trim = '=' end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local metas = {}
+local order = {}
+local out = {}
+for i = 0, #KEYS / ${KEYS_PER_EVENT} - 1 do
+  local k = i * ${KEYS_PER_EVENT}
+  local a = 3 + i * ${ARGS_PER_EVENT}
+  local m = metas[KEYS[k + 2]]
+  if not m then
+    local f = redis.call('HMGET', KEYS[k + 2], 'epoch', 'last', 'n', 'x')
+    m = { hist = KEYS[k + 1], meta = KEYS[k + 2], epoch = f[1], last = f[2] or '0-0', n = tonumber(f[3]) or 0, x = tonumber(f[4]) }
+    if not m.epoch then
+      m.epoch = ARGV[3]
+      m.x = nil
+    end
+    metas[m.meta] = m
+    order[#order + 1] = m
+  end
+  local prior = false
+  if ARGV[a + 5] ~= '' then
+    -- The first event's id and epoch: the history (and its epoch) may have expired since.
+    prior = redis.call('GET', KEYS[k + 3])
+  end
   if prior then
     local space = string.find(prior, ' ', 1, true)
-    return { string.sub(prior, 1, space - 1), string.sub(prior, space + 1), -1 }
+    out[#out + 1] = string.sub(prior, 1, space - 1)
+    out[#out + 1] = string.sub(prior, space + 1)
+    out[#out + 1] = -1
+  else
+    local id
+    if ARGV[a + 4] == '1' then
+      id = redis.call('XADD', m.hist, 'MAXLEN', trim, maxLen, '*', 'h', ARGV[a + 2], 'd', ARGV[a + 3], 'p', m.last)
+      if m.last == '0-0' then m.x = nil end
+      m.last = id
+    else
+      m.n = m.n + 1
+      id = m.last .. '-' .. m.n
+    end
+    m.dirty = true
+    if ARGV[a + 5] ~= '' then
+      redis.call('SET', KEYS[k + 3], id .. ' ' .. m.epoch, 'EX', ARGV[a + 5])
+    end
+    out[#out + 1] = id
+    out[#out + 1] = m.epoch
+    out[#out + 1] = redis.call('${publish}', ARGV[a + 1], id .. ' ' .. m.epoch .. '\\n' .. ARGV[a + 2] .. '\\n' .. ARGV[a + 3])
   end
 end
-local trim = '~'
-if ARGV[4] == '0' then trim = '=' end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', trim, ARGV[4], '*', 'h', ARGV[2], 'd', ARGV[3], 'p', last)
-redis.call('HSET', KEYS[2], 'epoch', epoch, 'last', id)
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-if ARGV[7] == '1' then
-  redis.call('SET', KEYS[3], id .. ' ' .. epoch, 'EX', ARGV[8])
+for _, m in ipairs(order) do
+  if m.dirty then
+    local renew = m.x == nil or m.x - now < ttlMs
+    if renew then m.x = now + keepMs end
+    redis.call('HSET', m.meta, 'epoch', m.epoch, 'last', m.last, 'n', m.n, 'x', m.x)
+    if renew then
+      redis.call('PEXPIRE', m.hist, keepMs)
+      redis.call('PEXPIRE', m.meta, keepMs)
+    end
+  end
 end
-local receivers = redis.call('${publish}', ARGV[1], id .. ' ' .. epoch .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
-return { id, epoch, receivers }
+return out
 `;
 
 export const PUBLISH_SCRIPT = publishScript('PUBLISH');
