@@ -12,7 +12,6 @@ import type { ClusterConnections } from './redis-connections.js';
 import { FIRST_SUBSCRIBE_TIMEOUT_MS } from './redis-backplane.js';
 import { isProbeChannel, type ChannelName } from './redis-keys.js';
 import { defineScripts, publishManyArguments, publishReplies, runHistoryRead, runPublish, toResult, type ScriptCommands } from './script-calls.js';
-import { SHARDED_PUBLISH_SCRIPT } from './scripts.js';
 import { ShardSubscriber } from './shard-subscriber.js';
 
 export interface ClusterBackplaneOptions extends HistoryOptions {
@@ -70,7 +69,7 @@ export class ClusterBackplane implements Backplane {
     private readonly connections: ClusterConnections,
     private readonly options: ClusterBackplaneOptions,
   ) {
-    this.commands = defineScripts(connections.commands, SHARDED_PUBLISH_SCRIPT);
+    this.commands = defineScripts(connections.commands, true);
   }
 
   /** Connects, reads the topology, subscribes every master's probe. Rejects if the cluster cannot be used. */

@@ -11,7 +11,6 @@ import { ProbeTracker } from './probe-tracker.js';
 import type { RedisConnections } from './redis-connections.js';
 import { ReplicationWait } from './replication-wait.js';
 import { defineScripts, runHistoryRead, runPublish, runPublishMany, toResult, type ScriptCommands, type ScriptPublished } from './script-calls.js';
-import { PUBLISH_SCRIPT } from './scripts.js';
 
 export interface RedisBackplaneOptions extends HistoryOptions {
   replicaId: string;
@@ -63,7 +62,7 @@ export class RedisBackplane implements Backplane {
     connections: RedisConnections,
     private readonly options: RedisBackplaneOptions,
   ) {
-    this.publisher = defineScripts(connections.commands, PUBLISH_SCRIPT);
+    this.publisher = defineScripts(connections.commands, false);
     this.subscriber = connections.subscriber;
     this.replication = options.waitReplicas > 0 ? new ReplicationWait(this.publisher, options.waitReplicas) : undefined;
     this.probe = probeChannel(options.replicaId);

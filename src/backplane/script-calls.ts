@@ -5,7 +5,7 @@ import type { ChannelMessage, HistoryRead, PublishRequest, PublishResult } from 
 import { buildMessage, encodeHeader } from './envelope.js';
 import type { HistoryOptions } from './memory-backplane.js';
 import { channelKeys, type ChannelName } from './redis-keys.js';
-import { HISTORY_SCRIPT, KEYS_PER_EVENT } from './scripts.js';
+import { HISTORY_SCRIPT, KEYS_PER_EVENT, PUBLISH_BATCH_SCRIPT, PUBLISH_SCRIPT, SHARDED_PUBLISH_BATCH_SCRIPT, SHARDED_PUBLISH_SCRIPT } from './scripts.js';
 
 /**
  * The scripts' calls and replies, shared by the Redis backplanes (one server or Sentinel, and
@@ -16,7 +16,7 @@ export interface ScriptCommands {
   /** The publish script for one event (three keys). */
   sbPublish(...args: (string | number)[]): Promise<(string | number)[]>;
   /**
-   * The same script for any number of events: the number of keys comes first. Not for a Cluster
+   * The batch script, for any number of events: the number of keys comes first. Not for a Cluster
    * connection's auto-pipelining, which places a call by its first string argument (a key only
    * when the number of keys is fixed): there, only inside an explicit pipeline.
    */
@@ -24,10 +24,10 @@ export interface ScriptCommands {
   sbHistory(...args: (string | number)[]): Promise<[string, string, [string, string[]][]]>;
 }
 
-/** Adds the scripts to a command connection; `publishScript` is the PUBLISH or the SPUBLISH variant. */
-export function defineScripts<C extends Redis | Cluster>(connection: C, publishScript: string): C & ScriptCommands {
-  connection.defineCommand('sbPublish', { numberOfKeys: KEYS_PER_EVENT, lua: publishScript });
-  connection.defineCommand('sbPublishMany', { lua: publishScript });
+/** Adds the scripts to a command connection: the PUBLISH variants, or (`sharded`) the SPUBLISH ones. */
+export function defineScripts<C extends Redis | Cluster>(connection: C, sharded: boolean): C & ScriptCommands {
+  connection.defineCommand('sbPublish', { numberOfKeys: KEYS_PER_EVENT, lua: sharded ? SHARDED_PUBLISH_SCRIPT : PUBLISH_SCRIPT });
+  connection.defineCommand('sbPublishMany', { lua: sharded ? SHARDED_PUBLISH_BATCH_SCRIPT : PUBLISH_BATCH_SCRIPT });
   connection.defineCommand('sbHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT });
   return connection as C & ScriptCommands;
 }
