@@ -26,11 +26,14 @@ const port = await new Promise((done) => {
 const redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
 process.on('exit', () => redisServer.kill());
 const redis = new Redis({ port, host: '127.0.0.1' });
+// Refused until redis-server listens; ioredis retries.
+redis.on('error', () => {});
 await new Promise((done) => redis.once('ready', done));
 
 async function loadScript(dir) {
   const { PUBLISH_SCRIPT } = await import(pathToFileURL(`${dir}/dist/backplane/scripts.js`).href);
   const client = new Redis({ port, host: '127.0.0.1' });
+  client.on('error', () => {});
   client.defineCommand('sbPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
   // Both versions take (hist, meta, idem, channel, header, data, maxLen, ttl, epoch, …): the
   // argument order of each is built here from its own file's comment-free signature.

@@ -30,11 +30,20 @@ export const ZERO_POSITION: Position = { ms: 0, seq: 0 };
 /** The longest id we read back; longer input is not one of ours and is never parsed further. */
 export const MAX_CURSOR_LENGTH = 64 * (MAX_TOPICS_PER_STREAM + 1);
 
-const POSITION = /^(\d{1,15})-(\d{1,15})(?:-(\d{1,15}))?$/;
+const POSITION = /^(\d{1,15})-(\d{1,15})$/;
+const EVENT_POSITION = /^(\d{1,15})-(\d{1,15})(?:-(\d{1,15}))?$/;
 const SEGMENT = /^([0-9a-z]{7})\.([0-9a-f]{12})\.(\d{1,15}-\d{1,15}(?:-\d{1,15})?)$/;
 
+/** A durable position: a Redis Streams entry id, `<ms>-<seq>`. */
 export function parsePosition(text: string): Position | undefined {
   const match = POSITION.exec(text);
+  if (match === null) return undefined;
+  return { ms: Number(match[1]), seq: Number(match[2]) };
+}
+
+/** An event's position: durable, or a live-only event's `<ms>-<seq>-<n>`. */
+export function parseEventPosition(text: string): Position | undefined {
+  const match = EVENT_POSITION.exec(text);
   if (match === null) return undefined;
   if (match[3] === undefined) return { ms: Number(match[1]), seq: Number(match[2]) };
   return { ms: Number(match[1]), seq: Number(match[2]), live: Number(match[3]) };
@@ -97,7 +106,7 @@ export function parseCursor(text: string): Map<string, CursorEntry> | undefined 
   for (const part of parts) {
     const match = SEGMENT.exec(part);
     if (match === null) return undefined;
-    const position = parsePosition(match[3] as string);
+    const position = parseEventPosition(match[3] as string);
     if (position === undefined) return undefined;
     entries.set(match[1] as string, { epoch: match[2] as string, position });
   }

@@ -8,7 +8,7 @@ import { MemoryBackplane, type HistoryOptions } from '../../src/backplane/memory
 import { RedisBackplane } from '../../src/backplane/redis-backplane.js';
 import { ClusterBackplane } from '../../src/backplane/cluster-backplane.js';
 import { createClusterConnections, createRedisConnections } from '../../src/backplane/redis-connections.js';
-import { parsePosition, comparePositions, ZERO_POSITION } from '../../src/history/cursor.js';
+import { parsePosition, parseEventPosition, comparePositions, ZERO_POSITION } from '../../src/history/cursor.js';
 import type { RedisSettings } from '../../src/config.js';
 import { clusterSettings, startRedisCluster } from '../helpers/redis-cluster.js';
 import { startRedis } from '../helpers/redis-server.js';
@@ -317,7 +317,7 @@ for (const [name, setup] of Object.entries(implementations)) {
       const after = await publish('after', true);
       t.equal(live1.receivers, 1, 'the live-only event reached the subscriber');
       t.equal(live1.epoch, before.epoch, 'it carries the history epoch');
-      const positions = [before, live1, live2, after].map((r) => parsePosition(r.position)!);
+      const positions = [before, live1, live2, after].map((r) => parseEventPosition(r.position)!);
       for (let i = 1; i < positions.length; i++) t.ok(comparePositions(positions[i]!, positions[i - 1]!) > 0, `position ${i} sorts after ${i - 1}`);
       await waitFor(() => received.length === 4, { label: 'four messages' });
       t.same(
@@ -341,7 +341,7 @@ for (const [name, setup] of Object.entries(implementations)) {
       t.equal(fromLive.lastText, after.position);
       const batch = await backplane.publishBatch([{ channel, header: { t: 'tick', a: Date.now() }, dataJson: '"live3"', durable: false }]);
       const live3 = batch[0] as { position: string };
-      t.ok(comparePositions(parsePosition(live3.position)!, positions[3]!) > 0, 'a live-only event in a batch sorts after the durable one before it');
+      t.ok(comparePositions(parseEventPosition(live3.position)!, positions[3]!) > 0, 'a live-only event in a batch sorts after the durable one before it');
       const still = await backplane.readHistory(channel, positions[3], 100);
       t.same(still.entries, [], 'and is not stored either');
     });
@@ -352,7 +352,7 @@ for (const [name, setup] of Object.entries(implementations)) {
       const live = await backplane.publish({ channel, header: { t: 'tick', a: Date.now() }, dataJson: '1', durable: false });
       const durable = await publishData(backplane, channel, 2);
       t.equal(durable.epoch, live.epoch, 'the durable event that follows keeps the epoch');
-      const read = await backplane.readHistory(channel, parsePosition(live.position), 10);
+      const read = await backplane.readHistory(channel, parseEventPosition(live.position), 10);
       t.equal(read.epoch, live.epoch);
       t.equal(read.trimmed, false);
       t.same(
