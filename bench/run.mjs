@@ -59,7 +59,7 @@ const CONFIG = {
   // Targeted live-only events ("durable": false; peers publish as usual).
   live: { steps: quick ? [1, 8, 32] : [1, 4, 16, 64], durationMs: quick ? 1500 : 2500 },
 };
-const scenarioList = String(args.scenarios ?? 'idle,latency,broadcast,throughput,history').split(',');
+const scenarioList = String(args.scenarios ?? 'idle,latency,broadcast,throughput,batch,live,history').split(',');
 const want = (s) => scenarioList.includes(s);
 const targetNames = args.targets ? String(args.targets).split(',') : TARGETS.map((t) => t.name);
 
@@ -280,6 +280,13 @@ function brief(run) {
   if (d) parts.push(`D ${d.eventsPerSec.toFixed(0)}/s ${d.eventsPerCpuSecond?.toFixed(0)}/cpu-s`);
   const f = run.flow?.fanout?.peak;
   if (f) parts.push(`D-fanout ${f.eventsPerSec.toFixed(0)}/s ${f.eventsPerCpuSecond?.toFixed(0)}/cpu-s`);
+  for (const [name, key] of [
+    ['D-batch', 'batch'],
+    ['D-live', 'live'],
+  ]) {
+    const peak = run.flow?.[key]?.peak;
+    if (peak) parts.push(`${name} ${peak.eventsPerSec.toFixed(0)}/s ${peak.eventsPerCpuSecond?.toFixed(0)}/cpu-s`);
+  }
   if (run.errors.length) parts.push(`errors: ${run.errors.join('; ')}`);
   return `${run.target}: ${parts.join(' | ')}`;
 }
