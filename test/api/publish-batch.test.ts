@@ -142,3 +142,14 @@ t.test('live-only events in a batch reach open streams and are not replayed', as
     'a replay skips the live-only event',
   );
 });
+
+t.test('a batch is one script call on Redis, not one per event', async (t) => {
+  const calls = async (): Promise<number> => {
+    const stats = await fleet.redis.cli('INFO', 'commandstats');
+    return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0) + Number(/cmdstat_eval:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  };
+  const before = await calls();
+  const answer = await batch(Array.from({ length: 40 }, (_, i) => ({ user: `many-${i % 7}`, data: i })));
+  t.equal(answer.status, 202);
+  t.equal((await calls()) - before, 1, '40 events on 7 channels, one script call');
+});
