@@ -5,6 +5,7 @@
 //   npm run bench                      full run: 3 rounds of every scenario on every target (~15 min)
 //   npm run bench -- --quick           smoke run: 1 round, small sizes (~3 min)
 //   npm run bench -- --rounds=5 --targets=switchboard,nchan-redis --scenarios=latency,throughput
+//   npm run bench -- --scenarios=batch,live     targeted throughput through batches, and of live-only events
 //   npm run bench -- --profile         also a profile pass of Switchboard (CPU profiles + heap snapshot)
 //   npm run bench -- --profile-only    only the profile pass
 //   npm run bench -- --ref=HEAD        measure a git revision instead of the work tree
@@ -56,8 +57,12 @@ const CONFIG = {
   broadcast: { sizes: quick ? [1000, 3000] : [1000, 10000], events: quick ? 3 : 5, gapMs: 200 },
   throughput: { steps: quick ? [1, 8, 32] : [1, 4, 16, 64], durationMs: quick ? 1500 : 2500 },
   fanout: { steps: quick ? [1, 4] : [1, 2, 4, 8], durationMs: quick ? 1500 : 2000 },
+  // Targeted events through POST /v1/events, `batch` per request (single POSTs on peers without a batch API).
+  batch: { steps: quick ? [1, 4] : [1, 2, 4, 8], durationMs: quick ? 1500 : 2500, batch: 100 },
+  // Targeted live-only events ("durable": false; peers publish as usual).
+  live: { steps: quick ? [1, 8, 32] : [1, 4, 16, 64], durationMs: quick ? 1500 : 2500 },
 };
-const scenarioList = String(args.scenarios ?? 'idle,latency,broadcast,throughput,history').split(',');
+const scenarioList = String(args.scenarios ?? 'idle,latency,broadcast,throughput,batch,live,history').split(',');
 const want = (s) => scenarioList.includes(s);
 const targetNames = args.targets ? String(args.targets).split(',') : TARGETS.map((t) => t.name);
 
@@ -134,6 +139,8 @@ async function runFlow(target, fleet, logDir) {
       const streams = (await fleet.counts()).alive;
       out.fanout = await throughput(stack, fleet, { ...CONFIG.fanout, users: small, loadPids: fleet.pids(), topic: TOPIC, streams });
     }
+    if (want('batch')) out.batch = await throughput(stack, fleet, { ...CONFIG.batch, users: small, loadPids: fleet.pids() });
+    if (want('live')) out.live = await throughput(stack, fleet, { ...CONFIG.live, users: small, loadPids: fleet.pids(), durable: false });
     if (want('broadcast')) {
       out.open.large = await fleet.open(stack, { from: small, to: large, ports: stack.streamPorts, topic: true, concurrency: CONFIG.openConcurrency });
       await sleep(1000);
@@ -229,7 +236,7 @@ async function main() {
               log(`  ${target.name} idle failed: ${err.message}`);
             }
           }
-          if (want('latency') || want('broadcast') || want('throughput')) {
+          if (want('latency') || want('broadcast') || want('throughput') || want('batch') || want('live')) {
             log(`round ${round + 1}/${CONFIG.rounds} ${target.name}: latency, broadcast, throughput`);
             try {
               run.flow = await runFlow(target, fleet, logDir);
@@ -286,6 +293,13 @@ function brief(run) {
   if (d) parts.push(`D ${d.eventsPerSec.toFixed(0)}/s ${d.eventsPerCpuSecond?.toFixed(0)}/cpu-s`);
   const f = run.flow?.fanout?.peak;
   if (f) parts.push(`D-fanout ${f.eventsPerSec.toFixed(0)}/s ${f.eventsPerCpuSecond?.toFixed(0)}/cpu-s`);
+  for (const [name, key] of [
+    ['D-batch', 'batch'],
+    ['D-live', 'live'],
+  ]) {
+    const peak = run.flow?.[key]?.peak;
+    if (peak) parts.push(`${name} ${peak.eventsPerSec.toFixed(0)}/s ${peak.eventsPerCpuSecond?.toFixed(0)}/cpu-s`);
+  }
   if (run.errors.length) parts.push(`errors: ${run.errors.join('; ')}`);
   return `${run.target}: ${parts.join(' | ')}`;
 }

@@ -20,6 +20,7 @@ import { healthRoutes, readiness } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { openapiRoutes } from './routes/openapi.js';
 import { publishRoutes } from './routes/publish.js';
+import { publishBatchRoutes } from './routes/publish-batch.js';
 import { streamRoutes } from './routes/stream.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -130,6 +131,7 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
   openapiRoutes(app);
   streamRoutes(app, context);
   publishRoutes(app, context);
+  publishBatchRoutes(app, context);
   tokenRoutes(app, context);
   jobRoutes(app, context);
   callbackRoutes(app, context);

@@ -55,6 +55,8 @@ const EnvSchema = Type.Object({
   RETRY_MS: Type.Integer({ default: 2000, minimum: 0, maximum: MAX_RETRY_MS }),
   REQUEST_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: MAX_TIMER_MS }),
   MAX_BODY_BYTES: Type.Integer({ default: 65_536, minimum: 256, maximum: 16 * 1024 * 1024 }),
+  MAX_BATCH_EVENTS: Type.Integer({ default: 1000, minimum: 1, maximum: 10_000 }),
+  MAX_BATCH_BYTES: Type.Integer({ default: 1024 * 1024, minimum: 256, maximum: 64 * 1024 * 1024 }),
   MAX_CONNECTIONS: Type.Integer({ default: 50_000, minimum: 1 }),
   MAX_CONNECTIONS_PER_USER: Type.Integer({ default: 16, minimum: 1 }),
   HISTORY_MAX_LEN: Type.Integer({ default: 1000, minimum: 0, maximum: 1_000_000 }),
@@ -194,6 +196,10 @@ function toConfig(
     /** Time a client has to send a whole request (headers and body); streams, once open, are not bound by it. */
     requestTimeoutMs: parsed.REQUEST_TIMEOUT_MS,
     maxBodyBytes: parsed.MAX_BODY_BYTES,
+    /** Events in one POST /v1/events; each is still bound by maxBodyBytes on its own. */
+    maxBatchEvents: parsed.MAX_BATCH_EVENTS,
+    /** Largest accepted POST /v1/events body. */
+    maxBatchBytes: parsed.MAX_BATCH_BYTES,
     maxConnections: parsed.MAX_CONNECTIONS,
     maxConnectionsPerUser: parsed.MAX_CONNECTIONS_PER_USER,
     historyMaxLen: parsed.HISTORY_MAX_LEN,

@@ -22,6 +22,7 @@ export const ERRORS = {
   job_not_found: { status: 404, title: 'Unknown or expired correlation id' },
   request_timeout: { status: 408, title: 'The request was not received in time' },
   payload_too_large: { status: 413, title: 'The body is too large' },
+  batch_too_large: { status: 413, title: 'The batch holds too many events' },
   unsupported_media_type: { status: 415, title: 'The body must be application/json' },
   headers_too_large: { status: 431, title: 'The request headers are too large' },
   too_many_streams: { status: 429, title: 'Too many open streams for this user' },

@@ -41,13 +41,18 @@ export function registerProblemDetails(app: FastifyInstance): void {
   );
 }
 
-export function sendProblem(reply: FastifyReply, error: SwitchboardError): FastifyReply {
+/** `extensions`: members of the problem beyond RFC 9457's own (a batch's per-event `results`). */
+export function sendProblem(reply: FastifyReply, error: SwitchboardError, extensions?: Record<string, unknown>): FastifyReply {
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
   // Refused before the body was all read (a publisher key checked on the headers, a declared
   // length over the limit): close once answered, so the unread rest — or a sender that stalls
   // in it — cannot hold the connection and its buffers.
   if (!reply.request.raw.complete) reply.header('connection', 'close');
-  return reply.code(error.status).type('application/problem+json').send(problemBody(error));
+  const body = problemBody(error);
+  return reply
+    .code(error.status)
+    .type('application/problem+json')
+    .send(extensions === undefined ? body : { ...body, ...extensions });
 }
 
 function problemBody(error: SwitchboardError): Record<string, string | number> {

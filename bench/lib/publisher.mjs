@@ -6,7 +6,7 @@
 // and stream i held by replica i % 3, that is always a replica other than the stream's, so the
 // event has to cross Redis.
 import { connect } from 'node:net';
-import { publishRequest, userName } from './wire.mjs';
+import { batchRequest, publishRequest, userName } from './wire.mjs';
 
 const nowNs = () => Number(process.hrtime.bigint());
 
@@ -87,17 +87,41 @@ function take(port) {
 }
 
 /** One event to user u<i> (or, with `topic`, to the broadcast topic via the same replica choice). */
-async function publishUser(i, tally, topic) {
+async function publishUser(i, tally, topic, options) {
   const port = ports[(i + 1) % ports.length];
   const conn = take(port);
   const sentAt = nowNs();
   const payload = `{"t":${sentAt},"s":${seq++}}`;
-  const status = await conn.send(publishRequest(system, topic ? 'topic' : 'user', topic ?? userName(i), payload, ctx));
+  const status = await conn.send(publishRequest(system, topic ? 'topic' : 'user', topic ?? userName(i), payload, ctx, options));
   tally.answers?.push(nowNs() - sentAt);
   idle.get(port).push(conn);
   if (status >= 200 && status < 300) tally.ok++;
   else {
     tally.failed++;
+    tally.statuses[status] = (tally.statuses[status] ?? 0) + 1;
+  }
+}
+
+/**
+ * `size` events to random users in one request (through a replica chosen in turn), where the
+ * system has a batch API; one by one, concurrently, where it has not. A batch counts as accepted
+ * only when all of it was (202).
+ */
+async function publishBatch(size, users, tally) {
+  const picks = Array.from({ length: size }, () => Math.floor(Math.random() * users));
+  const payloads = picks.map(() => `{"t":${nowNs()},"s":${seq++}}`);
+  const request = batchRequest(system, picks.map(userName), payloads, ctx);
+  if (request === undefined) {
+    await Promise.all(picks.map((i) => publishUser(i, tally)));
+    return;
+  }
+  const port = ports[seq % ports.length];
+  const conn = take(port);
+  const status = await conn.send(request);
+  idle.get(port).push(conn);
+  if (status === 202) tally.ok += size;
+  else {
+    tally.failed += size;
     tally.statuses[status] = (tally.statuses[status] ?? 0) + 1;
   }
 }
@@ -140,15 +164,21 @@ const handlers = {
 
   /**
    * Closed loop: `concurrency` publishers, each sending its next event when the last is answered;
-   * to random users, or with `topic` to that topic (every stream gets every event).
+   * to random users, or with `topic` to that topic (every stream gets every event). With `batch`,
+   * each sends `batch` events to random users per request; with `durable: false`, live-only events.
    */
-  async closed({ concurrency, durationMs, users, topic }) {
+  async closed({ concurrency, durationMs, users, topic, batch, durable = true }) {
     const tally = { sent: 0, ok: 0, failed: 0, statuses: {} };
     const started = performance.now();
     const loop = async () => {
       while (performance.now() - started < durationMs) {
+        if (batch !== undefined) {
+          tally.sent += batch;
+          await publishBatch(batch, users, tally);
+          continue;
+        }
         tally.sent++;
-        await publishUser(Math.floor(Math.random() * users), tally, topic);
+        await publishUser(Math.floor(Math.random() * users), tally, topic, { durable });
       }
     };
     await Promise.all(Array.from({ length: concurrency }, loop));

@@ -112,6 +112,28 @@ function figures(config) {
       get: (r) => r.flow?.fanout?.peak?.eventsPerCpuSecond,
     },
     {
+      key: 'B.cpu',
+      label: 'D: delivered events per server CPU-second, targeted through batches of 100 (at peak)',
+      unit: '/cpu-s',
+      better: 'higher',
+      get: (r) => r.flow?.batch?.peak?.eventsPerCpuSecond,
+    },
+    {
+      key: 'B.rate',
+      label: 'D: peak delivered events/s, targeted through batches',
+      unit: '/s',
+      better: 'higher',
+      get: (r) => r.flow?.batch?.peak?.eventsPerSec,
+    },
+    {
+      key: 'L.cpu',
+      label: 'D: delivered events per server CPU-second, targeted live-only (at peak)',
+      unit: '/cpu-s',
+      better: 'higher',
+      get: (r) => r.flow?.live?.peak?.eventsPerCpuSecond,
+    },
+    { key: 'L.rate', label: 'D: peak delivered events/s, targeted live-only', unit: '/s', better: 'higher', get: (r) => r.flow?.live?.peak?.eventsPerSec },
+    {
       key: 'F.ratio',
       label: 'D: delivery ratio, fan-out (worst step)',
       unit: '',

@@ -7,11 +7,13 @@
 //
 // Two kinds of load: `targeted` (each event to one random user: one delivery per publish, so the
 // publish path dominates) and `fanout` (each event to the topic every stream joined: `streams`
-// deliveries per publish, so the delivery path dominates).
+// deliveries per publish, so the delivery path dominates). Two more kinds of targeted load:
+// `batch` (each request carries `batch` events to random users, POST /v1/events, on systems that
+// have a batch API) and `durable: false` (live-only events: no history append).
 import { sumCpu } from '../lib/procs.mjs';
 import { waitForEvents } from './util.mjs';
 
-export async function throughput(stack, fleet, { steps, durationMs, users, loadPids, topic, streams = 1 }) {
+export async function throughput(stack, fleet, { steps, durationMs, users, loadPids, topic, streams = 1, batch, durable }) {
   const out = [];
   let best;
   for (const concurrency of steps) {
@@ -21,7 +23,7 @@ export async function throughput(stack, fleet, { steps, durationMs, users, loadP
     const load0 = sumCpu(loadPids);
     const c0 = await fleet.counts();
     const t0 = performance.now();
-    const pub = await fleet.publisher.call('closed', { concurrency, durationMs, users, topic });
+    const pub = await fleet.publisher.call('closed', { concurrency, durationMs, users, topic, batch, durable });
     const c1 = await waitForEvents(fleet, c0.events + pub.ok * streams, { quietMs: 1000 });
     const seconds = (performance.now() - t0) / 1000;
     const cpu = sumCpu(pids) - cpu0;

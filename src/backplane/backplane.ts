@@ -1,3 +1,4 @@
+import type { SwitchboardError } from '../errors.js';
 import type { Position } from '../history/cursor.js';
 import type { ChannelName } from './redis-keys.js';
 
@@ -12,6 +13,12 @@ import type { ChannelName } from './redis-keys.js';
 export interface Backplane {
   /** Appends to history and publishes. Rejects with `backplane_unavailable` when it cannot. */
   publish(request: PublishRequest): Promise<PublishResult>;
+  /**
+   * Publishes many events, each as `publish` would, in order (per channel, in the order given),
+   * in one round trip per Redis node. Each event has its own outcome: a result, or the error
+   * (`backplane_unavailable`) of the node that could not take it. Never rejects.
+   */
+  publishBatch(requests: readonly PublishRequest[]): Promise<BatchOutcome[]>;
   /**
    * Subscribes the replica's one subscriber connection to these channels. Resolves once the
    * backplane confirmed them: from then on every event published reaches `onMessage`.
@@ -55,6 +62,11 @@ export interface PublishRequest {
   /** Accept this key once within `idempotencyTtlSeconds`; a repeat answers the first event's id. */
   idempotencyKey?: string;
   idempotencyTtlSeconds?: number;
+  /**
+   * False: a live-only event, published but never appended to history (so never replayed). Its
+   * position is the last durable one's plus a counter (see history/cursor.ts). Default true.
+   */
+  durable?: boolean;
 }
 
 export interface PublishResult {
@@ -64,6 +76,9 @@ export interface PublishResult {
   receivers: number;
   duplicate: boolean;
 }
+
+/** One event of a batch: its result, or why it was not published. */
+export type BatchOutcome = PublishResult | SwitchboardError;
 
 /** Per-event metadata that travels with the data through pub/sub and history. */
 export interface EnvelopeHeader {

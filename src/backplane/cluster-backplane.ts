@@ -1,9 +1,10 @@
-import type { Cluster } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import type { ChainableCommander, Cluster } from 'ioredis';
 import type { Logger } from 'pino';
 import { withTimeout } from '../deadline.js';
-import { backplaneUnavailable } from '../errors.js';
+import { backplaneUnavailable, type SwitchboardError } from '../errors.js';
 import type { Position } from '../history/cursor.js';
-import type { Backplane, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
+import type { Backplane, BatchOutcome, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
 import { ClusterReplicationWait } from './cluster-replication-wait.js';
 import { parseAddress, SlotMap, type NodeAddress } from './cluster-topology.js';
 import { parseWireMessage } from './envelope.js';
@@ -11,8 +12,7 @@ import type { HistoryOptions } from './memory-backplane.js';
 import type { ClusterConnections } from './redis-connections.js';
 import { FIRST_SUBSCRIBE_TIMEOUT_MS } from './redis-backplane.js';
 import { isProbeChannel, type ChannelName } from './redis-keys.js';
-import { defineScripts, runHistoryRead, runPublish, type ScriptCommands } from './script-calls.js';
-import { SHARDED_PUBLISH_SCRIPT } from './scripts.js';
+import { defineScripts, publishManyArguments, publishReplies, runHistoryRead, runPublish, toResult, type ScriptCommands } from './script-calls.js';
 import { ShardSubscriber } from './shard-subscriber.js';
 
 export interface ClusterBackplaneOptions extends HistoryOptions {
@@ -77,8 +77,8 @@ export class ClusterBackplane implements Backplane {
     private readonly connections: ClusterConnections,
     private readonly options: ClusterBackplaneOptions,
   ) {
-    this.commands = defineScripts(connections.commands, SHARDED_PUBLISH_SCRIPT);
-    this.replication = options.waitReplicas > 0 ? new ClusterReplicationWait(connections.commands, options.waitReplicas, SHARDED_PUBLISH_SCRIPT) : undefined;
+    this.commands = defineScripts(connections.commands, true);
+    this.replication = options.waitReplicas > 0 ? new ClusterReplicationWait(connections.commands, options.waitReplicas) : undefined;
   }
 
   /** Connects, reads the topology, subscribes every master's probe. Rejects if the cluster cannot be used. */
@@ -111,19 +111,91 @@ export class ClusterBackplane implements Backplane {
         this.commands.refreshSlotsCache();
         void this.refresh();
       }, TOPOLOGY_REFRESH_MS).unref(),
-      setInterval(() => this.sendProbes(), this.options.probeIntervalMs).unref(),
+      setInterval(() => void this.sendProbes(), this.options.probeIntervalMs).unref(),
     ];
-    this.sendProbes();
+    // A master's command connection opens on its first command, and one still opening fails
+    // what is sent to it (no offline queue): open them all before the first publish.
+    await this.sendProbes();
   }
 
   async publish(request: PublishRequest): Promise<PublishResult> {
     try {
-      const { position, epoch, receivers } =
-        this.replication === undefined ? await runPublish(this.commands, request, this.options) : await this.replication.publish(request, this.options);
-      return { epoch, position, receivers: Math.max(receivers, 0), duplicate: receivers < 0 };
+      return toResult(
+        this.replication === undefined ? await runPublish(this.commands, request, this.options) : await this.replication.publish(request, this.options),
+      );
     } catch (err) {
       throw backplaneUnavailable(err);
     }
+  }
+
+  /**
+   * One script call per slot (a call may touch one slot only), and one pipeline per master for
+   * its slots' calls: one round trip per node. The grouping follows ioredis' own slot map, which
+   * routes the pipeline (it refuses one whose slots it places on different nodes). A node that
+   * fails fails its events only; a channel's events are all in one call, so they keep their order.
+   */
+  async publishBatch(requests: readonly PublishRequest[]): Promise<BatchOutcome[]> {
+    if (this.replication !== undefined) return this.publishEachAcknowledged(requests);
+    const outcomes: BatchOutcome[] = new Array(requests.length);
+    const byNode = new Map<string, number[][]>();
+    for (const [slot, indexes] of groupBySlot(requests)) {
+      const node = this.commands.slots[slot]?.[0] ?? '';
+      const groups = byNode.get(node);
+      if (groups === undefined) byNode.set(node, [indexes]);
+      else groups.push(indexes);
+    }
+    await Promise.all(
+      [...byNode.values()].map(async (groups) => {
+        const pipeline = this.commands.pipeline() as ChainableCommander & { sbPublishMany(...args: (string | number)[]): ChainableCommander };
+        for (const indexes of groups) {
+          pipeline.sbPublishMany(
+            ...publishManyArguments(
+              indexes.map((i) => requests[i] as PublishRequest),
+              this.options,
+            ),
+          );
+        }
+        let replies: [Error | null, unknown][];
+        try {
+          replies = (await pipeline.exec()) ?? [];
+        } catch (err) {
+          replies = groups.map(() => [err as Error, undefined]);
+        }
+        groups.forEach((indexes, g) => {
+          const [err, reply] = replies[g] ?? [new Error('no reply from Redis'), undefined];
+          const published = err === null ? publishReplies(reply as (string | number)[]) : [];
+          indexes.forEach((requestIndex, n) => {
+            const one = published[n];
+            outcomes[requestIndex] = one === undefined ? backplaneUnavailable(err ?? new Error('short reply from Redis')) : toResult(one);
+          });
+        });
+      }),
+    );
+    return outcomes;
+  }
+
+  /**
+   * With REDIS_WAIT_REPLICAS, each event takes the single-event path (the script on its master's
+   * own connection, whose WAIT counts it), so none is answered before its replicas hold it. The
+   * concurrent publishes share their master's group-commit WAITs; channels run in parallel, a
+   * channel's events one after another, in order.
+   */
+  private async publishEachAcknowledged(requests: readonly PublishRequest[]): Promise<BatchOutcome[]> {
+    const outcomes: BatchOutcome[] = new Array(requests.length);
+    const byChannel = new Map<string, number[]>();
+    requests.forEach((request, i) => {
+      const indexes = byChannel.get(request.channel);
+      if (indexes === undefined) byChannel.set(request.channel, [i]);
+      else indexes.push(i);
+    });
+    await Promise.all(
+      [...byChannel.values()].map(async (indexes) => {
+        for (const i of indexes) {
+          outcomes[i] = await this.publish(requests[i] as PublishRequest).catch((err: unknown) => err as SwitchboardError); // publish() throws only these
+        }
+      }),
+    );
+    return outcomes;
   }
 
   async readHistory(channel: ChannelName, after: Position | undefined, limit: number): Promise<HistoryRead> {
@@ -373,7 +445,9 @@ export class ClusterBackplane implements Backplane {
       });
   }
 
-  private sendProbes(): void {
+  /** Settles once every probe publish is answered: the first round, awaited by start(), opens every master's command connection. */
+  private async sendProbes(): Promise<void> {
+    const sent: Promise<void>[] = [];
     for (const shard of this.shards.values()) {
       if (shard.probe.deaf() && shard.ready) {
         // Redis keeps taking this shard's probe, yet its subscriber never hears it: rebuild that
@@ -387,16 +461,19 @@ export class ClusterBackplane implements Backplane {
       const channel = shard.probeChannel;
       if (channel === undefined) continue;
       const probe = shard.probe.next();
-      this.commands.spublish(channel, String(probe)).then(
-        () => {
-          shard.publishFailing = false;
-          shard.probe.accepted(probe);
-        },
-        () => {
-          shard.publishFailing = true;
-        },
+      sent.push(
+        this.commands.spublish(channel, String(probe)).then(
+          () => {
+            shard.publishFailing = false;
+            shard.probe.accepted(probe);
+          },
+          () => {
+            shard.publishFailing = true;
+          },
+        ),
       );
     }
+    await Promise.all(sent);
   }
 
   private receive(shard: ShardSubscriber, channel: string, payload: string): void {
@@ -413,4 +490,16 @@ export class ClusterBackplane implements Backplane {
     }
     for (const handler of this.messageHandlers) handler(message);
   }
+}
+
+/** Request indexes per slot, in order. */
+function groupBySlot(requests: readonly PublishRequest[]): Map<number, number[]> {
+  const groups = new Map<number, number[]>();
+  requests.forEach((request, index) => {
+    const slot = calculateSlot(request.channel);
+    const group = groups.get(slot);
+    if (group === undefined) groups.set(slot, [index]);
+    else group.push(index);
+  });
+  return groups;
 }

@@ -31,7 +31,6 @@ export class ClusterReplicationWait {
   constructor(
     private readonly cluster: Cluster,
     private readonly replicas: number,
-    private readonly publishScript: string,
   ) {}
 
   /** Runs the publish script on its slot's master and waits for the replicas; rejects if they did not acknowledge in time. */
@@ -41,8 +40,9 @@ export class ClusterReplicationWait {
       const master = this.connection(node);
       try {
         const result = await runPublish(master.scripts, request, history);
-        // A duplicate (receivers -1) wrote nothing here to wait for: its first publish was answered already.
-        if (result.receivers >= 0 && !(await master.replication.acknowledged())) {
+        // A duplicate (receivers -1) wrote nothing here to wait for: its first publish was answered
+        // already; a live-only event is not kept.
+        if (result.receivers >= 0 && request.durable !== false && !(await master.replication.acknowledged())) {
           throw new Error(`fewer than ${this.replicas} Redis replicas of ${addressOf(node)} acknowledged the write in time`);
         }
         return result;
@@ -71,7 +71,7 @@ export class ClusterReplicationWait {
   private connection(node: Redis): MasterConnection {
     let master = this.masters.get(node);
     if (master === undefined) {
-      master = { scripts: defineScripts(node, this.publishScript), replication: new ReplicationWait(node, this.replicas) };
+      master = { scripts: defineScripts(node, true), replication: new ReplicationWait(node, this.replicas) };
       this.masters.set(node, master);
     }
     return master;

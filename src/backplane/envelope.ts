@@ -1,4 +1,4 @@
-import { parsePosition } from '../history/cursor.js';
+import { parseEventPosition } from '../history/cursor.js';
 import type { ChannelMessage, EnvelopeHeader } from './backplane.js';
 import type { ChannelName } from './redis-keys.js';
 
@@ -22,7 +22,7 @@ export function parseWireMessage(channel: ChannelName, payload: string): Channel
 }
 
 export function buildMessage(channel: ChannelName, epoch: string, positionText: string, headerJson: string, dataJson: string): ChannelMessage | undefined {
-  const position = parsePosition(positionText);
+  const position = parseEventPosition(positionText);
   const header = parseHeader(headerJson);
   if (position === undefined || header === undefined || dataJson.length === 0) return undefined;
   return { channel, epoch, position, positionText, header, dataJson };

@@ -1,5 +1,5 @@
 import { comparePositions, formatPosition, newEpoch, ZERO_POSITION, type Position } from '../history/cursor.js';
-import type { Backplane, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
+import type { Backplane, BatchOutcome, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
 import type { ChannelName } from './redis-keys.js';
 import { encodeHeader } from './envelope.js';
 
@@ -14,6 +14,8 @@ interface ChannelHistory {
   last: Position;
   /** The newest position trimmed away: a resume from before it has missed events. */
   lastTrimmed: Position;
+  /** Live-only events published so far: the counter in their positions. */
+  live: number;
   expiresAtMs: number;
 }
 
@@ -49,7 +51,8 @@ export class MemoryBackplane implements Backplane {
         return { epoch: prior.epoch, position: prior.position, receivers: 0, duplicate: true };
       }
     }
-    const position = this.nextPosition(now);
+    const durable = request.durable !== false;
+    const position = durable ? this.nextPosition(now) : { ms: history.last.ms, seq: history.last.seq, live: ++history.live };
     const positionText = formatPosition(position);
     const message: ChannelMessage = {
       channel: request.channel,
@@ -60,10 +63,12 @@ export class MemoryBackplane implements Backplane {
       header: JSON.parse(encodeHeader(request.header)) as ChannelMessage['header'],
       dataJson: request.dataJson,
     };
-    history.last = position;
-    history.entries.push(message);
-    while (history.entries.length > this.options.historyMaxLen) {
-      history.lastTrimmed = (history.entries.shift() as ChannelMessage).position;
+    if (durable) {
+      history.last = position;
+      history.entries.push(message);
+      while (history.entries.length > this.options.historyMaxLen) {
+        history.lastTrimmed = (history.entries.shift() as ChannelMessage).position;
+      }
     }
     if (idempotencyId !== undefined) {
       const ttlMs = (request.idempotencyTtlSeconds ?? this.options.historyTtlSeconds) * 1000;
@@ -72,6 +77,13 @@ export class MemoryBackplane implements Backplane {
     const receivers = this.subscribed.has(request.channel) ? 1 : 0;
     if (receivers > 0) queueMicrotask(() => this.emit(message));
     return { epoch: history.epoch, position: positionText, receivers, duplicate: false };
+  }
+
+  /** One process: each event in turn, each its own outcome (publish cannot fail here). */
+  async publishBatch(requests: readonly PublishRequest[]): Promise<BatchOutcome[]> {
+    const outcomes: BatchOutcome[] = [];
+    for (const request of requests) outcomes.push(await this.publish(request));
+    return outcomes;
   }
 
   async subscribe(channels: readonly ChannelName[]): Promise<void> {
@@ -134,7 +146,7 @@ export class MemoryBackplane implements Backplane {
   private history(channel: ChannelName, now: number): ChannelHistory {
     let history = this.histories.get(channel);
     if (history === undefined || history.expiresAtMs <= now) {
-      history = { epoch: newEpoch(), entries: [], last: ZERO_POSITION, lastTrimmed: ZERO_POSITION, expiresAtMs: 0 };
+      history = { epoch: newEpoch(), entries: [], last: ZERO_POSITION, lastTrimmed: ZERO_POSITION, live: 0, expiresAtMs: 0 };
       this.histories.set(channel, history);
     }
     history.expiresAtMs = now + this.options.historyTtlSeconds * 1000;

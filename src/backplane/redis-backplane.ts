@@ -3,15 +3,14 @@ import type { Logger } from 'pino';
 import { withTimeout } from '../deadline.js';
 import { backplaneUnavailable } from '../errors.js';
 import type { Position } from '../history/cursor.js';
-import type { Backplane, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
+import type { Backplane, BatchOutcome, ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
 import { probeChannel, type ChannelName } from './redis-keys.js';
 import { parseWireMessage } from './envelope.js';
 import type { HistoryOptions } from './memory-backplane.js';
 import { ProbeTracker } from './probe-tracker.js';
 import type { RedisConnections } from './redis-connections.js';
 import { ReplicationWait } from './replication-wait.js';
-import { defineScripts, runHistoryRead, runPublish, type ScriptCommands } from './script-calls.js';
-import { PUBLISH_SCRIPT } from './scripts.js';
+import { defineScripts, runHistoryRead, runPublish, runPublishMany, toResult, type ScriptCommands, type ScriptPublished } from './script-calls.js';
 
 export interface RedisBackplaneOptions extends HistoryOptions {
   replicaId: string;
@@ -63,7 +62,7 @@ export class RedisBackplane implements Backplane {
     connections: RedisConnections,
     private readonly options: RedisBackplaneOptions,
   ) {
-    this.publisher = defineScripts(connections.commands, PUBLISH_SCRIPT);
+    this.publisher = defineScripts(connections.commands, false);
     this.subscriber = connections.subscriber;
     this.replication = options.waitReplicas > 0 ? new ReplicationWait(this.publisher, options.waitReplicas) : undefined;
     this.probe = probeChannel(options.replicaId);
@@ -97,15 +96,34 @@ export class RedisBackplane implements Backplane {
 
   async publish(request: PublishRequest): Promise<PublishResult> {
     try {
-      const { position, epoch, receivers } = await runPublish(this.publisher, request, this.options);
-      const duplicate = receivers < 0;
-      // A duplicate wrote nothing here to wait for: the first publish of its key was answered already.
-      if (this.replication !== undefined && !duplicate && !(await this.replication.acknowledged())) {
-        throw new Error(`fewer than ${this.options.waitReplicas} Redis replicas acknowledged the write in time`);
-      }
-      return { epoch, position, receivers: Math.max(receivers, 0), duplicate };
+      const published = await runPublish(this.publisher, request, this.options);
+      await this.replicated([published], [request]);
+      return toResult(published);
     } catch (err) {
       throw backplaneUnavailable(err);
+    }
+  }
+
+  /** One script call for the whole batch: one round trip, and it runs atomically. */
+  async publishBatch(requests: readonly PublishRequest[]): Promise<BatchOutcome[]> {
+    try {
+      const published = await runPublishMany(this.publisher, requests, this.options);
+      await this.replicated(published, requests);
+      return published.map(toResult);
+    } catch (err) {
+      const error = backplaneUnavailable(err);
+      return requests.map(() => error);
+    }
+  }
+
+  /** With REDIS_WAIT_REPLICAS, waits for the replicas to hold what these publishes stored. */
+  private async replicated(published: readonly ScriptPublished[], requests: readonly PublishRequest[]): Promise<void> {
+    if (this.replication === undefined) return;
+    // Only a stored event has a write to wait for: a duplicate's was answered already, and a
+    // live-only event is not kept.
+    if (!published.some((result, i) => result.receivers >= 0 && requests[i]?.durable !== false)) return;
+    if (!(await this.replication.acknowledged())) {
+      throw new Error(`fewer than ${this.options.waitReplicas} Redis replicas acknowledged the write in time`);
     }
   }
 

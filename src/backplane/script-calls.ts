@@ -1,51 +1,102 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { formatPosition, newEpoch, parsePosition, ZERO_POSITION, type Position } from '../history/cursor.js';
-import type { ChannelMessage, HistoryRead, PublishRequest } from './backplane.js';
+import { durablePart, formatPosition, newEpoch, parsePosition, ZERO_POSITION, type Position } from '../history/cursor.js';
+import type { ChannelMessage, HistoryRead, PublishRequest, PublishResult } from './backplane.js';
 import { buildMessage, encodeHeader } from './envelope.js';
 import type { HistoryOptions } from './memory-backplane.js';
 import { channelKeys, type ChannelName } from './redis-keys.js';
-import { HISTORY_SCRIPT } from './scripts.js';
+import { HISTORY_SCRIPT, KEYS_PER_EVENT, PUBLISH_BATCH_SCRIPT, PUBLISH_SCRIPT, SHARDED_PUBLISH_BATCH_SCRIPT, SHARDED_PUBLISH_SCRIPT } from './scripts.js';
 
 /**
- * The two scripts' calls and replies, shared by the Redis backplanes (one server or Sentinel, and
- * Cluster): every key of a call shares the channel's hash tag, so on a Cluster connection ioredis
- * routes each call to the master of that one slot.
+ * The scripts' calls and replies, shared by the Redis backplanes (one server or Sentinel, and
+ * Cluster). On Cluster a call holds one slot's keys only (see `groupBySlot` in cluster-backplane.ts),
+ * so ioredis routes it to that slot's master.
  */
 export interface ScriptCommands {
-  sbPublish(...args: (string | number)[]): Promise<[string, string, number]>;
+  /** The publish script for one event (three keys). */
+  sbPublish(...args: (string | number)[]): Promise<(string | number)[]>;
+  /**
+   * The batch script, for any number of events: the number of keys comes first. Not for a Cluster
+   * connection's auto-pipelining, which places a call by its first string argument (a key only
+   * when the number of keys is fixed): there, only inside an explicit pipeline.
+   */
+  sbPublishMany(...args: (string | number)[]): Promise<(string | number)[]>;
   sbHistory(...args: (string | number)[]): Promise<[string, string, [string, string[]][]]>;
 }
 
-/** Adds the scripts to a command connection; `publishScript` is the PUBLISH or the SPUBLISH variant. */
-export function defineScripts<C extends Redis | Cluster>(connection: C, publishScript: string): C & ScriptCommands {
-  connection.defineCommand('sbPublish', { numberOfKeys: 3, lua: publishScript });
+/** Adds the scripts to a command connection: the PUBLISH variants, or (`sharded`) the SPUBLISH ones. */
+export function defineScripts<C extends Redis | Cluster>(connection: C, sharded: boolean): C & ScriptCommands {
+  connection.defineCommand('sbPublish', { numberOfKeys: KEYS_PER_EVENT, lua: sharded ? SHARDED_PUBLISH_SCRIPT : PUBLISH_SCRIPT });
+  connection.defineCommand('sbPublishMany', { lua: sharded ? SHARDED_PUBLISH_BATCH_SCRIPT : PUBLISH_BATCH_SCRIPT });
   connection.defineCommand('sbHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT });
   return connection as C & ScriptCommands;
 }
 
-/** Runs the publish script. `receivers` is -1 for a duplicate (nothing was written or published). */
-export async function runPublish(
-  connection: ScriptCommands,
-  request: PublishRequest,
-  history: HistoryOptions,
-): Promise<{ position: string; epoch: string; receivers: number }> {
-  const keys = channelKeys(request.channel);
-  const idempotent = request.idempotencyKey !== undefined;
-  const [position, epoch, receivers] = await connection.sbPublish(
-    keys.history,
-    keys.meta,
-    keys.idempotencyPrefix + (request.idempotencyKey ?? ''),
+/** One event's outcome from the publish script. `receivers` is -1 for a duplicate (nothing was written or published). */
+export interface ScriptPublished {
+  position: string;
+  epoch: string;
+  receivers: number;
+}
+
+/**
+ * The arguments of one `sbPublishMany` call for these events, in order (the number of keys
+ * first): one call appends and publishes them all, atomically, in one round trip.
+ */
+export function publishManyArguments(requests: readonly PublishRequest[], history: HistoryOptions): (string | number)[] {
+  const keys: string[] = [];
+  const args: (string | number)[] = [history.historyMaxLen, history.historyTtlSeconds, newEpoch()];
+  for (const request of requests) {
+    const keysOf = channelKeys(request.channel);
+    keys.push(keysOf.history, keysOf.meta, keysOf.idempotencyPrefix + (request.idempotencyKey ?? ''));
+    pushEventArguments(args, request, history);
+  }
+  return [keys.length, ...keys, ...args];
+}
+
+function pushEventArguments(args: (string | number)[], request: PublishRequest, history: HistoryOptions): void {
+  args.push(
     request.channel,
     encodeHeader(request.header),
     request.dataJson,
+    request.durable === false ? '0' : '1',
+    request.idempotencyKey === undefined ? '' : (request.idempotencyTtlSeconds ?? history.historyTtlSeconds),
+  );
+}
+
+/** Reads the publish script's flat reply: position, epoch, receivers per event. */
+export function publishReplies(reply: readonly (string | number)[]): ScriptPublished[] {
+  const out: ScriptPublished[] = [];
+  for (let i = 0; i + 2 < reply.length; i += 3) {
+    out.push({ position: String(reply[i]), epoch: String(reply[i + 1]), receivers: Number(reply[i + 2]) });
+  }
+  return out;
+}
+
+/** A script outcome as the Backplane answers it. */
+export function toResult({ position, epoch, receivers }: ScriptPublished): PublishResult {
+  return { epoch, position, receivers: Math.max(receivers, 0), duplicate: receivers < 0 };
+}
+
+/** Runs the publish script for one event. Rejects as Redis did. */
+export async function runPublish(connection: ScriptCommands, request: PublishRequest, history: HistoryOptions): Promise<ScriptPublished> {
+  const keys = channelKeys(request.channel);
+  const args: (string | number)[] = [
+    keys.history,
+    keys.meta,
+    keys.idempotencyPrefix + (request.idempotencyKey ?? ''),
     history.historyMaxLen,
     history.historyTtlSeconds,
     newEpoch(),
-    idempotent ? '1' : '0',
-    request.idempotencyTtlSeconds ?? history.historyTtlSeconds,
-  );
-  return { position, epoch, receivers };
+  ];
+  pushEventArguments(args, request, history);
+  const [position, epoch, receivers] = await connection.sbPublish(...args);
+  return { position: String(position), epoch: String(epoch), receivers: Number(receivers) };
+}
+
+/** Runs the publish script for many events in one call (one round trip; one server, not Cluster). */
+export async function runPublishMany(connection: ScriptCommands, requests: readonly PublishRequest[], history: HistoryOptions): Promise<ScriptPublished[]> {
+  return publishReplies(await connection.sbPublishMany(...publishManyArguments(requests, history)));
 }
 
 /** Runs the history script and reads its reply (see Backplane.readHistory). Rejects as Redis did. */
@@ -58,7 +109,8 @@ export async function runHistoryRead(
   logger: Logger,
 ): Promise<HistoryRead> {
   const keys = channelKeys(channel);
-  const afterText = after === undefined ? undefined : formatPosition(after);
+  // A live-only event's position names the durable one before it: history is read after that.
+  const afterText = after === undefined ? undefined : formatPosition(durablePart(after));
   const [epoch, lastText, rawEntries] = await connection.sbHistory(keys.history, keys.meta, newEpoch(), historyTtlSeconds, afterText ?? '', limit);
   const entries: ChannelMessage[] = [];
   let firstPredecessor: string | undefined;

@@ -1,6 +1,6 @@
 import type { Backplane, HistoryRead } from '../backplane/backplane.js';
 import type { ChannelName } from '../backplane/redis-keys.js';
-import { comparePositions, formatPosition, parseCursor, ZERO_POSITION, type CursorEntry, type Position } from './cursor.js';
+import { comparePositions, durablePart, formatPosition, parseCursor, ZERO_POSITION, type CursorEntry, type Position } from './cursor.js';
 import type { ResetCause } from './gaps.js';
 import { HistoryPager } from './pages.js';
 import { ChannelReplay } from './replay.js';
@@ -113,7 +113,8 @@ function takeEveryHeard(newest: { epoch: string; position: Position }): Start {
 
 function judge(from: CursorEntry, read: HistoryRead): ResetCause | undefined {
   if (from.epoch !== read.epoch) return 'history_lost';
-  if (comparePositions(from.position, read.last) > 0) return 'invalid_cursor';
+  // A live-only event's id sits after the durable position it names, which history does hold.
+  if (comparePositions(durablePart(from.position), read.last) > 0) return 'invalid_cursor';
   if (read.trimmed) return 'history_trimmed';
   return undefined;
 }

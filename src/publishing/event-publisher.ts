@@ -1,4 +1,5 @@
-import type { Backplane } from '../backplane/backplane.js';
+import type { Backplane, PublishRequest } from '../backplane/backplane.js';
+import { SwitchboardError } from '../errors.js';
 import type { ChannelName } from '../backplane/redis-keys.js';
 import { channelTag, formatSegment } from '../history/cursor.js';
 import type { AcceptRoute, Metrics } from '../telemetry/metrics.js';
@@ -10,6 +11,18 @@ export interface EventToPublish {
   data: unknown;
   idempotencyKey?: string;
   idempotencyTtlSeconds?: number;
+  /** False: live-only, never stored or replayed (see Backplane's PublishRequest). */
+  durable?: boolean;
+}
+
+/**
+ * One event of a batch and where it goes; `route` says which kind of target it names. Its data is
+ * already serialised: the batch route measures each event against the size limit.
+ */
+export interface BatchEvent {
+  channel: ChannelName;
+  event: Omit<EventToPublish, 'data'> & { dataJson: string };
+  route: AcceptRoute;
 }
 
 export interface PublishOrigin {
@@ -39,12 +52,7 @@ export class EventPublisher {
 
   async publish(channel: ChannelName, event: EventToPublish, origin: PublishOrigin): Promise<Published> {
     const published = isTracing() ? await this.publishTraced(channel, event, origin) : await this.send(channel, event, undefined);
-    if (published.duplicate) {
-      this.metrics.duplicates.inc({ route: origin.route });
-    } else {
-      this.metrics.eventsAccepted.inc({ route: origin.route });
-      if (published.receivers === 0) this.metrics.zeroReceivers.inc({ route: origin.route });
-    }
+    this.count(published, origin.route);
     return published;
   }
 
@@ -73,17 +81,60 @@ export class EventPublisher {
     return published;
   }
 
-  private async send(channel: ChannelName, event: EventToPublish, tc: Record<string, string> | undefined): Promise<Published> {
-    const result = await this.backplane.publish({
-      channel,
-      header: tc === undefined ? { t: event.type, a: Date.now() } : { t: event.type, a: Date.now(), tc },
-      dataJson: JSON.stringify(event.data),
-      ...(event.idempotencyKey === undefined ? {} : { idempotencyKey: event.idempotencyKey, idempotencyTtlSeconds: event.idempotencyTtlSeconds }),
+  /**
+   * Publishes a batch through the backplane's grouped path (one round trip per Redis node). With
+   * tracing on, one PRODUCER span covers the batch and its context travels with every event.
+   * Each event has its own outcome; this never rejects.
+   */
+  async publishBatch(events: readonly BatchEvent[]): Promise<(Published | SwitchboardError)[]> {
+    if (!isTracing()) return this.sendBatch(events, undefined);
+    const span = startPublishSpan({
+      'messaging.batch.message_count': events.length,
+      'switchboard.replica_id': this.replicaId,
+      'switchboard.route': 'batch',
     });
+    const outcomes = await withSpan(span, () => this.sendBatch(events, traceContextOf(span)));
+    span.setAttribute('switchboard.refused', outcomes.filter((outcome) => outcome instanceof SwitchboardError).length);
+    span.end();
+    return outcomes;
+  }
+
+  private async sendBatch(events: readonly BatchEvent[], tc: Record<string, string> | undefined): Promise<(Published | SwitchboardError)[]> {
+    const outcomes = await this.backplane.publishBatch(events.map(({ channel, event }) => request(channel, event, event.dataJson, tc)));
+    return outcomes.map((outcome, i) => {
+      if (outcome instanceof SwitchboardError) return outcome;
+      const { channel, route } = events[i] as BatchEvent;
+      const published = { id: formatSegment(channelTag(channel), outcome.epoch, outcome.position), receivers: outcome.receivers, duplicate: outcome.duplicate };
+      this.count(published, route);
+      return published;
+    });
+  }
+
+  private count(published: Published, route: AcceptRoute): void {
+    if (published.duplicate) {
+      this.metrics.duplicates.inc({ route });
+    } else {
+      this.metrics.eventsAccepted.inc({ route });
+      if (published.receivers === 0) this.metrics.zeroReceivers.inc({ route });
+    }
+  }
+
+  private async send(channel: ChannelName, event: EventToPublish, tc: Record<string, string> | undefined): Promise<Published> {
+    const result = await this.backplane.publish(request(channel, event, JSON.stringify(event.data), tc));
     return {
       id: formatSegment(channelTag(channel), result.epoch, result.position),
       receivers: result.receivers,
       duplicate: result.duplicate,
     };
   }
+}
+
+function request(channel: ChannelName, event: Omit<EventToPublish, 'data'>, dataJson: string, tc: Record<string, string> | undefined): PublishRequest {
+  return {
+    channel,
+    header: tc === undefined ? { t: event.type, a: Date.now() } : { t: event.type, a: Date.now(), tc },
+    dataJson,
+    ...(event.idempotencyKey === undefined ? {} : { idempotencyKey: event.idempotencyKey, idempotencyTtlSeconds: event.idempotencyTtlSeconds }),
+    ...(event.durable === false ? { durable: false } : {}),
+  };
 }

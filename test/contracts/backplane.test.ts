@@ -8,7 +8,7 @@ import { MemoryBackplane, type HistoryOptions } from '../../src/backplane/memory
 import { RedisBackplane } from '../../src/backplane/redis-backplane.js';
 import { ClusterBackplane } from '../../src/backplane/cluster-backplane.js';
 import { createClusterConnections, createRedisConnections } from '../../src/backplane/redis-connections.js';
-import { parsePosition, comparePositions, ZERO_POSITION } from '../../src/history/cursor.js';
+import { parsePosition, parseEventPosition, comparePositions, ZERO_POSITION } from '../../src/history/cursor.js';
 import type { RedisSettings } from '../../src/config.js';
 import { clusterSettings, startRedisCluster } from '../helpers/redis-cluster.js';
 import { startRedis } from '../helpers/redis-server.js';
@@ -256,6 +256,109 @@ for (const [name, setup] of Object.entries(implementations)) {
       });
       const fresh = await Promise.all([1, 2, 3].map(() => backplane.readHistory(userChannel(`fresh-${name}`), undefined, 1)));
       t.equal(new Set(fresh.map((read) => read.epoch)).size, 1, 'concurrent reads of a new channel agree on the epoch it got');
+    });
+
+    t.test('a batch publishes every event in order per channel, each with its own outcome', async (t) => {
+      const backplane = await make(t, history);
+      const received = collect(backplane);
+      const channels = [userChannel(`batch-a-${name}`), topicChannel(`batch-b-${name}`), userChannel(`batch-c-${name}`)];
+      await backplane.subscribe(channels);
+      const requests = Array.from({ length: 60 }, (_, i) => ({
+        channel: channels[i % 3]!,
+        header: { t: 'message', a: Date.now() },
+        dataJson: JSON.stringify({ i }),
+        // A key used twice in the batch, on one channel: the second is a duplicate of the first.
+        ...(i === 3 || i === 6 ? { idempotencyKey: 'twice' } : {}),
+      }));
+      const outcomes = await backplane.publishBatch(requests);
+      t.equal(outcomes.length, 60, 'one outcome per event');
+      const results = outcomes.map((outcome) => {
+        if (outcome instanceof Error) throw outcome;
+        return outcome;
+      });
+      t.same(
+        results.map((r) => r.duplicate),
+        requests.map((_, i) => i === 6),
+        'only the repeated key is a duplicate',
+      );
+      t.equal(results[6]!.position, results[3]!.position, 'the duplicate names the first event');
+      await waitFor(() => received.length === 59, { label: '59 messages' });
+      for (const [c, channel] of channels.entries()) {
+        const heard = received.filter((m) => m.channel === channel);
+        const expected = requests.flatMap((_r, i) => (i % 3 === c && i !== 6 ? [i] : []));
+        t.same(
+          heard.map((m) => JSON.parse(m.dataJson).i),
+          expected,
+          `channel ${c}: every event, in batch order`,
+        );
+        const read = await backplane.readHistory(channel, ZERO_POSITION, 100);
+        t.same(
+          read.entries.map((m) => m.positionText),
+          heard.map((m) => m.positionText),
+          `channel ${c}: history holds the same events`,
+        );
+      }
+      const next = await backplane.publishBatch([requests[0]!, requests[3]!]);
+      const [after, again] = next as unknown as [{ position: string; duplicate: boolean }, { position: string; duplicate: boolean }];
+      t.ok(comparePositions(parsePosition(after.position)!, parsePosition(results[57]!.position)!) > 0, 'a later batch comes after the earlier one');
+      t.equal(again.duplicate, true, 'a key stays taken across batches');
+    });
+
+    t.test('a live-only event is heard but never stored; its position sits between its durable neighbours', async (t) => {
+      const backplane = await make(t, history);
+      const received = collect(backplane);
+      const channel = userChannel(`live-${name}`);
+      await backplane.subscribe([channel]);
+      const publish = (data: string, durable: boolean) =>
+        backplane.publish({ channel, header: { t: 'tick', a: Date.now() }, dataJson: JSON.stringify(data), durable });
+      const before = await publish('before', true);
+      const live1 = await publish('live1', false);
+      const live2 = await publish('live2', false);
+      const after = await publish('after', true);
+      t.equal(live1.receivers, 1, 'the live-only event reached the subscriber');
+      t.equal(live1.epoch, before.epoch, 'it carries the history epoch');
+      const positions = [before, live1, live2, after].map((r) => parseEventPosition(r.position)!);
+      for (let i = 1; i < positions.length; i++) t.ok(comparePositions(positions[i]!, positions[i - 1]!) > 0, `position ${i} sorts after ${i - 1}`);
+      await waitFor(() => received.length === 4, { label: 'four messages' });
+      t.same(
+        received.map((m) => [m.dataJson, m.positionText]),
+        [before, live1, live2, after].map((r, i) => [JSON.stringify(['before', 'live1', 'live2', 'after'][i]), r.position]),
+        'heard in order, with the positions published',
+      );
+      const all = await backplane.readHistory(channel, ZERO_POSITION, 100);
+      t.same(
+        all.entries.map((m) => m.dataJson),
+        ['"before"', '"after"'],
+        'history holds the durable events only',
+      );
+      const fromLive = await backplane.readHistory(channel, positions[1], 100);
+      t.same(
+        fromLive.entries.map((m) => m.dataJson),
+        ['"after"'],
+        'a read from a live-only position gets the durable events after it',
+      );
+      t.equal(fromLive.trimmed, false, 'and knows it missed nothing');
+      t.equal(fromLive.lastText, after.position);
+      const batch = await backplane.publishBatch([{ channel, header: { t: 'tick', a: Date.now() }, dataJson: '"live3"', durable: false }]);
+      const live3 = batch[0] as { position: string };
+      t.ok(comparePositions(parseEventPosition(live3.position)!, positions[3]!) > 0, 'a live-only event in a batch sorts after the durable one before it');
+      const still = await backplane.readHistory(channel, positions[3], 100);
+      t.same(still.entries, [], 'and is not stored either');
+    });
+
+    t.test('a live-only event on a channel with no history yet makes its epoch, and a read from it misses nothing', async (t) => {
+      const backplane = await make(t, history);
+      const channel = topicChannel(`live-fresh-${name}`);
+      const live = await backplane.publish({ channel, header: { t: 'tick', a: Date.now() }, dataJson: '1', durable: false });
+      const durable = await publishData(backplane, channel, 2);
+      t.equal(durable.epoch, live.epoch, 'the durable event that follows keeps the epoch');
+      const read = await backplane.readHistory(channel, parseEventPosition(live.position), 10);
+      t.equal(read.epoch, live.epoch);
+      t.equal(read.trimmed, false);
+      t.same(
+        read.entries.map((m) => m.dataJson),
+        ['2'],
+      );
     });
 
     t.test('epochs are per channel', async (t) => {

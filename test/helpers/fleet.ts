@@ -22,7 +22,7 @@ export interface Fleet<R extends Endpoint = Replica> {
   token(userId: string, opts?: { topics?: string[]; ttlSeconds?: number; via?: Endpoint }): Promise<string>;
   /** Opens GET /stream/:userId on a replica with a fresh token in the query string. */
   stream(replica: Endpoint, userId: string, opts?: { topics?: string[]; query?: string } & OpenSseOptions): Promise<SseConnection>;
-  publish(replica: Endpoint, userId: string, data: unknown, body?: { type?: string; id?: string }): Promise<JsonResponse>;
+  publish(replica: Endpoint, userId: string, data: unknown, body?: { type?: string; id?: string; durable?: boolean }): Promise<JsonResponse>;
 }
 
 /** The env every fleet replica shares: the fleet's Redis and secrets, then the test's own `env`. */

@@ -10,6 +10,8 @@ import {
   newEpoch,
   parseCursor,
   parsePosition,
+  parseEventPosition,
+  durablePart,
 } from '../../src/history/cursor.js';
 
 t.test('positions parse, format and order like Redis stream ids', async (t) => {
@@ -21,6 +23,26 @@ t.test('positions parse, format and order like Redis stream ids', async (t) => {
   t.ok(comparePositions({ ms: 2, seq: 0 }, { ms: 1, seq: 9 }) > 0);
   t.ok(comparePositions({ ms: 1, seq: 2 }, { ms: 1, seq: 1 }) > 0);
   t.equal(comparePositions({ ms: 1, seq: 1 }, { ms: 1, seq: 1 }), 0);
+});
+
+t.test("a live-only event's position sorts between the durable one it names and the next", async (t) => {
+  const live = parseEventPosition('1700000000000-3-7');
+  t.same(live, { ms: 1700000000000, seq: 3, live: 7 });
+  t.same(parseEventPosition('1700000000000-3'), { ms: 1700000000000, seq: 3 }, 'a durable position is an event position too');
+  t.equal(formatPosition(live!), '1700000000000-3-7', 'formats back as it came');
+  for (const bad of ['', '1-1-', '1-1-a', '1-1-1-1', `1-1-${'9'.repeat(16)}`]) {
+    t.equal(parseEventPosition(bad), undefined, `rejects ${JSON.stringify(bad)}`);
+  }
+  t.ok(comparePositions(live!, { ms: 1700000000000, seq: 3 }) > 0, 'after the durable event it names');
+  t.ok(comparePositions(live!, { ms: 1700000000000, seq: 3, live: 6 }) > 0, 'after the live-only event before it');
+  t.ok(comparePositions(live!, { ms: 1700000000000, seq: 4 }) < 0, 'before the next durable event');
+  t.same(durablePart(live!), { ms: 1700000000000, seq: 3 }, 'history is read after the durable part');
+  const cursor = parseCursor(formatSegment(channelTag('sb:{u:a}:ch'), newEpoch(), '5-0-2'));
+  t.same(
+    [...(cursor?.values() ?? [])].map((entry) => entry.position),
+    [{ ms: 5, seq: 0, live: 2 }],
+    'an id of a live-only event is a cursor',
+  );
 });
 
 t.test('a cursor round-trips every segment it was built from', async (_t) => {

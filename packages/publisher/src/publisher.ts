@@ -133,7 +133,7 @@ export class Publisher {
       return withKey(event);
     });
     const answer = await this.post('/v1/events', { events: keyed.map(({ body }) => body) }, true);
-    const results = (answer as { events?: unknown }).events;
+    const results = (answer as { results?: unknown }).results;
     if (!Array.isArray(results) || results.length !== keyed.length) {
       throw new SwitchboardError({ code: 'unexpected_response', status: 200, detail: `POST /v1/events answered without one outcome per event` });
     }
