@@ -29,6 +29,7 @@ import { latency } from './scenarios/latency.mjs';
 import { broadcast } from './scenarios/broadcast.mjs';
 import { throughput } from './scenarios/throughput.mjs';
 import { historyMemory } from './scenarios/history.mjs';
+import { overload } from './scenarios/overload.mjs';
 import { profile } from './profile.mjs';
 import { renderMarkdown, summarize } from './lib/report.mjs';
 
@@ -53,8 +54,10 @@ const CONFIG = {
   broadcast: { sizes: quick ? [1000, 3000] : [1000, 10000], events: quick ? 3 : 5, gapMs: 200 },
   throughput: { steps: quick ? [1, 8, 32] : [1, 4, 16, 64], durationMs: quick ? 1500 : 2500 },
   fanout: { steps: quick ? [1, 4] : [1, 2, 4, 8], durationMs: quick ? 1500 : 2000 },
+  // 2× the saturation rate (D's targeted peak), open loop; answers within 100 ms are counted.
+  overload: { multiple: 2, durationMs: quick ? 2000 : 5000, answerBoundMs: 100 },
 };
-const scenarioList = String(args.scenarios ?? 'idle,latency,broadcast,throughput,history').split(',');
+const scenarioList = String(args.scenarios ?? 'idle,latency,broadcast,throughput,overload,history').split(',');
 const want = (s) => scenarioList.includes(s);
 const targetNames = args.targets ? String(args.targets).split(',') : TARGETS.map((t) => t.name);
 
@@ -90,7 +93,9 @@ function build() {
     execFileSync('sh', ['-c', `git archive ${head} | tar -x -C '${dir}'`], { cwd: ROOT });
   } else {
     log(`snapshot of the work tree (HEAD ${head} + uncommitted changes) in ${dir}`);
-    execFileSync('sh', ['-c', `git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -x -C '${dir}'`], { cwd: ROOT });
+    // Not node_modules: in a worktree it may be a symlink, which `node_modules/` in .gitignore
+    // does not match; the snapshot gets its own link below.
+    execFileSync('sh', ['-c', `git ls-files -z -co --exclude-standard -- . ':!node_modules' | tar --null -T - -cf - | tar -x -C '${dir}'`], { cwd: ROOT });
   }
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   const r = spawnSync(join(ROOT, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], { cwd: dir, stdio: 'inherit' });
@@ -130,6 +135,16 @@ async function runFlow(target, fleet, logDir) {
       out.throughput = await throughput(stack, fleet, { ...CONFIG.throughput, users: small, loadPids: fleet.pids() });
       const streams = (await fleet.counts()).alive;
       out.fanout = await throughput(stack, fleet, { ...CONFIG.fanout, users: small, loadPids: fleet.pids(), topic: TOPIC, streams });
+    }
+    if (want('overload')) {
+      out.overload = await overload(stack, fleet, {
+        ...CONFIG.overload,
+        users: small,
+        saturationRate: out.throughput?.peak?.eventsPerSec,
+        unloadedP99Ms: out.latency?.[0]?.p99Ms,
+      });
+      // Let what the overload left queued drain before the next measure.
+      await sleep(1000);
     }
     if (want('broadcast')) {
       out.open.large = await fleet.open(stack, { from: small, to: large, ports: stack.streamPorts, topic: true, concurrency: CONFIG.openConcurrency });
@@ -223,8 +238,8 @@ async function main() {
               log(`  ${target.name} idle failed: ${err.message}`);
             }
           }
-          if (want('latency') || want('broadcast') || want('throughput')) {
-            log(`round ${round + 1}/${CONFIG.rounds} ${target.name}: latency, broadcast, throughput`);
+          if (want('latency') || want('broadcast') || want('throughput') || want('overload')) {
+            log(`round ${round + 1}/${CONFIG.rounds} ${target.name}: latency, broadcast, throughput, overload`);
             try {
               run.flow = await runFlow(target, fleet, logDir);
             } catch (err) {
@@ -273,6 +288,11 @@ function brief(run) {
   if (d) parts.push(`D ${d.eventsPerSec.toFixed(0)}/s ${d.eventsPerCpuSecond?.toFixed(0)}/cpu-s`);
   const f = run.flow?.fanout?.peak;
   if (f) parts.push(`D-fanout ${f.eventsPerSec.toFixed(0)}/s ${f.eventsPerCpuSecond?.toFixed(0)}/cpu-s`);
+  const e = run.flow?.overload;
+  if (e)
+    parts.push(
+      `E@${e.rate}/s 202 ${e.accepted} 503 ${e.shed} answered≤${e.answerBoundMs}ms ${(100 * (e.answeredWithinBound ?? 0)).toFixed(1)}% answer p99 ${e.answerP99Ms?.toFixed(1)} ms stream p99 ${e.p99Ms?.toFixed(2)} ms (${e.p99VsUnloaded?.toFixed(1)}× unloaded) RSS peak ${e.rssPeakMiB.toFixed(0)} MiB`,
+    );
   if (run.errors.length) parts.push(`errors: ${run.errors.join('; ')}`);
   return `${run.target}: ${parts.join(' | ')}`;
 }
