@@ -31,6 +31,13 @@ const SATURATED_WINDOWS = 2;
  * publishes it has the time to take. A saturated replica works nearly all the time.
  */
 const SATURATED_UTILIZATION = 0.9;
+/**
+ * Publishes that must be waiting before a busy loop sheds them. Below it, publishes are not what
+ * keeps the loop busy (one sequential sender, a replica just booted, a machine short of CPU),
+ * and refusing them would relieve nothing. A replica saturated by publishes holds many: each
+ * waits at least one slow loop turn for its Redis answer.
+ */
+const MIN_IN_FLIGHT_TO_SHED = 8;
 
 export type ShedReason = 'event_loop_delay' | 'in_flight';
 
@@ -48,7 +55,8 @@ export interface LoadSheddingLimits {
  * ioredis, in Redis) that grows without bound while every stream's latency grows with it.
  *
  * Two signals: the event loop's delay while the loop works nearly all the time, for two windows
- * in a row (the replica's CPU is saturated: everything, streams included, waits that long), and the publishes admitted but not answered yet (Redis or the
+ * in a row, with publishes waiting (the replica's CPU is saturated by publishes: everything,
+ * streams included, waits that long), and the publishes admitted but not answered yet (Redis or the
  * network is slow: each waiting publish holds memory, and the publisher learns nothing until its
  * timeout). The check runs once the body is read (preValidation): refusing earlier would have to
  * close the connection with the body unread (see sendProblem), and a reconnect per refusal costs
@@ -121,7 +129,7 @@ export class LoadShedder {
   };
 
   private refusal(): ShedReason | undefined {
-    if (this.saturatedWindows >= SATURATED_WINDOWS) return 'event_loop_delay';
+    if (this.saturatedWindows >= SATURATED_WINDOWS && this.inFlight >= MIN_IN_FLIGHT_TO_SHED) return 'event_loop_delay';
     if (this.limits.maxInFlightPublishes > 0 && this.inFlight >= this.limits.maxInFlightPublishes) return 'in_flight';
     return undefined;
   }

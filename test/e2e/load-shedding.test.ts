@@ -12,7 +12,7 @@ import { scrape } from '../telemetry/prometheus-text.js';
 
 /** Publishes a bounded load sends at most: enough to saturate a replica's loop, never unbounded. */
 const MAX_LOAD_PUBLISHES = 20_000;
-const LOAD_CONCURRENCY = 32;
+const LOAD_CONCURRENCY = 64;
 
 const isOverloaded = (answer: JsonResponse): boolean => answer.status === 503 && answer.json?.code === 'overloaded';
 
@@ -53,13 +53,10 @@ t.test('past the event-loop delay threshold, publishes get 503 overloaded with R
   t.match(shed.json, { status: 503, code: 'overloaded', type: 'urn:switchboard:problem:overloaded' });
   t.equal(readyWhileShedding, 200, 'saturation does not make the replica unready');
 
-  // The stream was not shed: every event accepted for it arrived, in order, nothing else.
+  // The stream was not shed: every event accepted for it arrived, nothing else. (Answers to
+  // concurrent publishes come back in any order, so the two lists are compared as sets.)
   await watcher.waitForEvents(acceptedForWatcher.length, 15_000);
-  t.same(
-    watcher.events.map((e) => e.id),
-    acceptedForWatcher,
-    `all ${acceptedForWatcher.length} accepted events reached the stream`,
-  );
+  t.same(watcher.events.map((e) => e.id).sort(), [...acceptedForWatcher].sort(), `all ${acceptedForWatcher.length} accepted events reached the stream`);
   t.notOk(watcher.isEnded(), 'the stream is still open');
 
   const metrics = await scrape(replica);
