@@ -24,6 +24,13 @@ function figures(config) {
       get: (r) => (idleAt(steps.length - 1)(r)?.openMs ?? NaN) / 1000,
     },
     {
+      key: 'A.cpu',
+      label: `A: server CPU per 1k stream opens (0 → ${k(steps.at(-1))})`,
+      unit: 'ms',
+      better: 'lower',
+      get: (r) => idleAt(steps.length - 1)(r)?.openCpuMsPer1k,
+    },
+    {
       key: 'A.ratio',
       label: `A: streams open at ${k(steps.at(-1))} (ratio)`,
       unit: '',
