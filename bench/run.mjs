@@ -33,6 +33,7 @@ import { broadcast } from './scenarios/broadcast.mjs';
 import { throughput } from './scenarios/throughput.mjs';
 import { historyMemory } from './scenarios/history.mjs';
 import { scaleOut, scaleOutMarkdown } from './scenarios/scale-out.mjs';
+import { overload } from './scenarios/overload.mjs';
 import { profile } from './profile.mjs';
 import { renderMarkdown, summarize } from './lib/report.mjs';
 
@@ -61,8 +62,10 @@ const CONFIG = {
   batch: { steps: quick ? [1, 4] : [1, 2, 4, 8], durationMs: quick ? 1500 : 2500, batch: 100 },
   // Targeted live-only events ("durable": false; peers publish as usual).
   live: { steps: quick ? [1, 8, 32] : [1, 4, 16, 64], durationMs: quick ? 1500 : 2500 },
+  // 2× the saturation rate (D's targeted peak), open loop; answers within 100 ms are counted.
+  overload: { multiple: 2, durationMs: quick ? 2000 : 5000, answerBoundMs: 100 },
 };
-const scenarioList = String(args.scenarios ?? 'idle,latency,broadcast,throughput,batch,live,history').split(',');
+const scenarioList = String(args.scenarios ?? 'idle,latency,broadcast,throughput,batch,live,overload,history').split(',');
 const want = (s) => scenarioList.includes(s);
 const targetNames = args.targets ? String(args.targets).split(',') : TARGETS.map((t) => t.name);
 
@@ -98,7 +101,9 @@ function build() {
     execFileSync('sh', ['-c', `git archive ${head} | tar -x -C '${dir}'`], { cwd: ROOT });
   } else {
     log(`snapshot of the work tree (HEAD ${head} + uncommitted changes) in ${dir}`);
-    execFileSync('sh', ['-c', `git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -x -C '${dir}'`], { cwd: ROOT });
+    // Not node_modules: in a worktree it may be a symlink, which `node_modules/` in .gitignore
+    // does not match; the snapshot gets its own link below.
+    execFileSync('sh', ['-c', `git ls-files -z -co --exclude-standard -- . ':!node_modules' | tar --null -T - -cf - | tar -x -C '${dir}'`], { cwd: ROOT });
   }
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   const r = spawnSync(join(ROOT, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], { cwd: dir, stdio: 'inherit' });
@@ -141,6 +146,16 @@ async function runFlow(target, fleet, logDir) {
     }
     if (want('batch')) out.batch = await throughput(stack, fleet, { ...CONFIG.batch, users: small, loadPids: fleet.pids() });
     if (want('live')) out.live = await throughput(stack, fleet, { ...CONFIG.live, users: small, loadPids: fleet.pids(), durable: false });
+    if (want('overload')) {
+      out.overload = await overload(stack, fleet, {
+        ...CONFIG.overload,
+        users: small,
+        saturationRate: out.throughput?.peak?.eventsPerSec,
+        unloadedP99Ms: out.latency?.[0]?.p99Ms,
+      });
+      // Let what the overload left queued drain before the next measure.
+      await sleep(1000);
+    }
     if (want('broadcast')) {
       out.open.large = await fleet.open(stack, { from: small, to: large, ports: stack.streamPorts, topic: true, concurrency: CONFIG.openConcurrency });
       await sleep(1000);
@@ -236,8 +251,8 @@ async function main() {
               log(`  ${target.name} idle failed: ${err.message}`);
             }
           }
-          if (want('latency') || want('broadcast') || want('throughput') || want('batch') || want('live')) {
-            log(`round ${round + 1}/${CONFIG.rounds} ${target.name}: latency, broadcast, throughput`);
+          if (want('latency') || want('broadcast') || want('throughput') || want('batch') || want('live') || want('overload')) {
+            log(`round ${round + 1}/${CONFIG.rounds} ${target.name}: latency, broadcast, throughput, batch, live, overload`);
             try {
               run.flow = await runFlow(target, fleet, logDir);
             } catch (err) {
@@ -300,6 +315,11 @@ function brief(run) {
     const peak = run.flow?.[key]?.peak;
     if (peak) parts.push(`${name} ${peak.eventsPerSec.toFixed(0)}/s ${peak.eventsPerCpuSecond?.toFixed(0)}/cpu-s`);
   }
+  const e = run.flow?.overload;
+  if (e)
+    parts.push(
+      `E@${e.rate}/s 202 ${e.accepted} 503 ${e.shed} answered≤${e.answerBoundMs}ms ${(100 * (e.answeredWithinBound ?? 0)).toFixed(1)}% answer p99 ${e.answerP99Ms?.toFixed(1)} ms stream p99 ${e.p99Ms?.toFixed(2)} ms (${e.p99VsUnloaded?.toFixed(1)}× unloaded) RSS peak ${e.rssPeakMiB.toFixed(0)} MiB`,
+    );
   if (run.errors.length) parts.push(`errors: ${run.errors.join('; ')}`);
   return `${run.target}: ${parts.join(' | ')}`;
 }

@@ -10,6 +10,7 @@ import type { App, Lifecycle, RouteContext } from './context.js';
 import { SwitchboardError } from './errors.js';
 import { registerCors } from './http/cors.js';
 import { http2Options } from './http/http2-options.js';
+import { LoadShedder } from './http/load-shedding.js';
 import { rejectDeepBodies } from './json-depth.js';
 import { answerClientError, registerProblemDetails, sendProblem } from './problem-details.js';
 import { firstPageEntries } from './history/pages.js';
@@ -83,14 +84,23 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
   app.removeContentTypeParser('text/plain');
 
   const lifecycle: Lifecycle = { draining: false };
-  // Gauges read live state when scraped; `registry` is assigned before any scrape can happen.
+  // Gauges read live state when scraped; `registry` and `shedder` are assigned before any scrape can happen.
   const metrics = new Metrics({
     openStreams: () => registry.streamCount,
     subscribedChannels: () => registry.channelCount,
     probeAgeSeconds: () => deps.backplane.probeAgeMs() / 1000,
     probeAgesSeconds: () => new Map([...deps.backplane.probeAgesMs()].map(([shard, ms]) => [shard, ms / 1000])),
     ready: () => readiness(lifecycle, deps.backplane) === 'ready',
+    inFlightPublishes: () => shedder.inFlightPublishes,
   });
+  const shedder: LoadShedder = new LoadShedder(
+    {
+      maxEventLoopDelayMs: config.shedEventLoopDelayMs,
+      maxInFlightPublishes: config.shedMaxInFlightPublishes,
+      retryAfterSeconds: config.shedRetryAfterSeconds,
+    },
+    metrics,
+  );
   const registry: StreamRegistry = new StreamRegistry(
     deps.backplane,
     {
@@ -123,6 +133,8 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
   registerProblemDetails(app);
   registerCors(app, config.corsOrigins);
   app.addHook('preValidation', rejectDeepBodies);
+  // Before any route is declared: every publish route, wherever it is declared, gets the check.
+  app.addHook('onRoute', shedder.onRoute);
   app.addHook('onError', async (_request, _reply, error) => {
     if (error instanceof SwitchboardError && (error.status === 401 || error.status === 403)) metrics.authFailures.inc({ reason: error.code });
   });
@@ -138,6 +150,7 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
   demoRoutes(app, context);
 
   app.addHook('onClose', async () => {
+    shedder.stop();
     registry.close();
     await deps.close();
   });

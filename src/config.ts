@@ -75,6 +75,9 @@ const EnvSchema = Type.Object({
   MAX_CONCURRENT_RESUMES_PER_USER: Type.Integer({ default: 4, minimum: 1 }),
   REPLAY_BYTES_PER_SECOND: Type.Integer({ default: 4 * 1024 * 1024, minimum: 64 * 1024 }),
   PROBE_INTERVAL_MS: Type.Integer({ default: 2000, minimum: 100, maximum: MAX_TIMER_MS }),
+  SHED_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 50, minimum: 0, maximum: 60_000 }),
+  SHED_MAX_IN_FLIGHT_PUBLISHES: Type.Integer({ default: 1024, minimum: 0 }),
+  SHED_RETRY_AFTER_SECONDS: Type.Integer({ default: 1, minimum: 1, maximum: 3600 }),
   DEMO_MODE: Type.Boolean({ default: false }),
 });
 
@@ -217,6 +220,10 @@ function toConfig(
     /** History all of this replica's resumes may replay per second, together. */
     replayBytesPerSecond: parsed.REPLAY_BYTES_PER_SECOND,
     probeIntervalMs: parsed.PROBE_INTERVAL_MS,
+    /** Load shedding of publishes (src/http/load-shedding.ts); 0 turns a check off. */
+    shedEventLoopDelayMs: parsed.SHED_EVENT_LOOP_DELAY_MS,
+    shedMaxInFlightPublishes: parsed.SHED_MAX_IN_FLIGHT_PUBLISHES,
+    shedRetryAfterSeconds: parsed.SHED_RETRY_AFTER_SECONDS,
     demoMode: parsed.DEMO_MODE,
   };
 }

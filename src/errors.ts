@@ -29,6 +29,7 @@ export const ERRORS = {
   internal_error: { status: 500, title: 'Internal error' },
   backplane_unavailable: { status: 503, title: 'The backplane (Redis) is unavailable' },
   shutting_down: { status: 503, title: 'This replica is shutting down' },
+  overloaded: { status: 503, title: 'This replica is saturated' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

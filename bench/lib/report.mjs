@@ -24,6 +24,13 @@ function figures(config) {
       get: (r) => (idleAt(steps.length - 1)(r)?.openMs ?? NaN) / 1000,
     },
     {
+      key: 'A.cpu',
+      label: `A: server CPU per 1k stream opens (0 → ${k(steps.at(-1))})`,
+      unit: 'ms',
+      better: 'lower',
+      get: (r) => idleAt(steps.length - 1)(r)?.openCpuMsPer1k,
+    },
+    {
       key: 'A.ratio',
       label: `A: streams open at ${k(steps.at(-1))} (ratio)`,
       unit: '',
@@ -145,6 +152,31 @@ function figures(config) {
       },
     },
   );
+  const e = (key) => (run) => run.flow?.overload?.[key] ?? null;
+  const x = config.overload?.multiple ?? 2;
+  list.push(
+    {
+      key: 'E.within',
+      label: `E: publishes answered within ${config.overload?.answerBoundMs ?? 100} ms, at ${x}× saturation`,
+      unit: '',
+      better: 'higher',
+      ratio: true,
+      get: e('answeredWithinBound'),
+    },
+    { key: 'E.ans99', label: `E: publish answered (202 or 503), p99 at ${x}× saturation`, unit: 'ms', better: 'lower', get: e('answerP99Ms') },
+    {
+      key: 'E.shed',
+      label: `E: share of publishes shed (503) at ${x}× saturation`,
+      unit: '',
+      better: 'lower',
+      ratio: true,
+      get: (r) => (r.flow?.overload ? r.flow.overload.shed / Math.max(1, r.flow.overload.sent) : null),
+    },
+    { key: 'E.p99', label: `E: stream p99 at ${x}× saturation`, unit: 'ms', better: 'lower', get: e('p99Ms') },
+    { key: 'E.p99x', label: `E: stream p99 at ${x}× saturation ÷ unloaded p99`, unit: '×', better: 'lower', get: e('p99VsUnloaded') },
+    { key: 'E.rss', label: `E: server RSS peak during ${x}× saturation (all processes)`, unit: 'MiB', better: 'lower', get: e('rssPeakMiB') },
+    { key: 'E.ratio', label: 'E: delivery ratio of accepted publishes', unit: '', better: 'higher', ratio: true, get: e('deliveryRatio') },
+  );
   return list;
 }
 
@@ -232,6 +264,43 @@ function checkTargets(config, byTarget) {
     '/cpu-s',
     fan == null ? null : `${((fan / 20000 - 1) * 100).toFixed(0)}% vs target`,
   );
+  const within = m('E.within');
+  check(
+    'overload (2× saturation): publishes answered within 100 ms',
+    'all answered ones',
+    within,
+    within >= 0.999,
+    '',
+    within == null ? null : `${(within * 100).toFixed(1)}% within`,
+  );
+  const p99x = m('E.p99x');
+  check('overload: stream p99 vs unloaded', '≤ 3×', p99x, p99x <= 3, '×', p99x == null ? null : `${p99x.toFixed(1)}× unloaded`);
+  // Issue 13: ratios to Nchan + Redis in the same run.
+  const peer = byTarget['nchan-redis'];
+  if (peer !== undefined) {
+    const ratio = (key) => {
+      const a = m(key);
+      const b = m(key, peer);
+      return a == null || !b ? null : a / b;
+    };
+    const vs = (figure, key, bound, lowerIsBetter) => {
+      const r = ratio(key);
+      check(
+        `${figure} ÷ Nchan + Redis`,
+        lowerIsBetter ? `≤ ${bound}×` : `≥ ${bound}×`,
+        r,
+        r == null ? null : lowerIsBetter ? r <= bound : r >= bound,
+        '×',
+        r == null ? null : `${r.toFixed(2)}×`,
+      );
+    };
+    vs('p50 at 2,000 ev/s', 'B.2000.p50', 1.5, true);
+    vs('p99 at 2,000 ev/s', 'B.2000.p99', 2, true);
+    vs(`time to open ${top} streams`, 'A.open', 2, true);
+    vs(`KiB per idle stream at ${top}`, `A.kib.${top}`, 1, true);
+    vs('targeted events per server CPU-second', 'D.cpu', 1, false);
+    vs('fan-out deliveries per server CPU-second', 'F.cpu', 1, false);
+  }
   const ratioKeys = Object.keys(sb).filter((k) => k.endsWith('.ratio'));
   const worst = Math.min(...ratioKeys.map((k) => sb[k]?.min ?? 1));
   check(
@@ -296,7 +365,7 @@ export function renderMarkdown(result) {
   }
   if (sum.targets.length) {
     lines.push('');
-    lines.push('Targets (issue 6, per replica on this machine):');
+    lines.push('Targets (issues 6 and 13, per replica on this machine):');
     lines.push('');
     lines.push('| figure | target | Switchboard (median) | met? | by how much |');
     lines.push('| --- | --- | ---: | :---: | --- |');

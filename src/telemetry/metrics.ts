@@ -21,6 +21,7 @@ export class Metrics {
   readonly backplaneReconnects: Counter;
   readonly authFailures: Counter<'reason'>;
   readonly droppedMessages: Counter;
+  readonly publishesShed: Counter<'reason'>;
 
   constructor(live: {
     openStreams: () => number;
@@ -30,8 +31,13 @@ export class Metrics {
     probeAgesSeconds: () => ReadonlyMap<string, number>;
     /** What /readyz would answer now: true for 200. */
     ready: () => boolean;
+    /** Publishes admitted by the load shedder and not answered yet. */
+    inFlightPublishes: () => number;
   }) {
     const registers = [this.registry];
+    // Among the defaults: the event loop's delay, as switchboard_process_nodejs_eventloop_lag_*
+    // (p50, p90, p99, max, mean… since the last scrape). The load shedder reads its own window of
+    // the same measure; it is not exported twice.
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_process_' });
     new Gauge({
       name: 'switchboard_open_streams',
@@ -73,6 +79,14 @@ export class Metrics {
       collect() {
         this.reset();
         for (const [shard, seconds] of live.probeAgesSeconds()) this.set({ shard }, seconds);
+      },
+    });
+    new Gauge({
+      name: 'switchboard_publishes_in_flight',
+      help: 'Publishes (single, batch, callbacks) admitted and not answered yet; past SHED_MAX_IN_FLIGHT_PUBLISHES new ones are shed.',
+      registers,
+      collect() {
+        this.set(live.inFlightPublishes());
       },
     });
     this.eventsAccepted = new Counter({
@@ -132,6 +146,12 @@ export class Metrics {
     this.droppedMessages = new Counter({
       name: 'switchboard_malformed_messages_total',
       help: 'Events from the backplane dropped because they could not be encoded for a stream (each is logged).',
+      registers,
+    });
+    this.publishesShed = new Counter({
+      name: 'switchboard_publishes_shed_total',
+      help: 'Publishes answered 503 overloaded by load shedding, by reason (event_loop_delay, in_flight).',
+      labelNames: ['reason'],
       registers,
     });
   }

@@ -28,11 +28,14 @@ export interface InProcessReplica extends Endpoint {
 
 /**
  * Builds and starts a replica from `env` alone (process.env is not read), with a replica
- * process's defaults: 127.0.0.1, a free port, LOG_LEVEL info. Closed at teardown, after
+ * process's defaults: 127.0.0.1, a free port, LOG_LEVEL info, but no event-loop shedding. Closed at teardown, after
  * whatever connections are still open (a stream left by a failed test) are cut.
  */
 export async function inProcessReplica(t: TeardownHost, env: ReplicaEnv = {}): Promise<InProcessReplica> {
-  const { config } = loadConfig({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env });
+  // SHED_EVENT_LOOP_DELAY_MS=0: the load shedder reads the delay and utilization of the whole
+  // process, and here that process is also the test's client (and tap's TypeScript loader): its
+  // own busy moments would shed the replica's publishes. A test of that check uses a process.
+  const { config } = loadConfig({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', SHED_EVENT_LOOP_DELAY_MS: '0', ...env });
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {

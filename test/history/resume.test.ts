@@ -19,7 +19,14 @@ const registry = new StreamRegistry(
   backplane,
   { heartbeatMs: 60_000, unsubscribeDebounceMs: 10, heldLimit: 100, firstPageEntries: 2 },
   pino({ level: 'silent' }),
-  new Metrics({ openStreams: () => 0, subscribedChannels: () => 0, probeAgeSeconds: () => 0, probeAgesSeconds: () => new Map(), ready: () => true }),
+  new Metrics({
+    openStreams: () => 0,
+    subscribedChannels: () => 0,
+    probeAgeSeconds: () => 0,
+    probeAgesSeconds: () => new Map(),
+    ready: () => true,
+    inFlightPublishes: () => 0,
+  }),
 );
 t.teardown(() => registry.close());
 

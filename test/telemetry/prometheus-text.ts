@@ -1,6 +1,6 @@
 // Reads GET /metrics (Prometheus text exposition) for the telemetry tests.
 import { getJson } from '../helpers/http.js';
-import type { Replica } from '../helpers/replica.js';
+import type { Endpoint } from '../helpers/fleet.js';
 
 export interface Scrape {
   contentType: string;
@@ -14,7 +14,7 @@ export interface Scrape {
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 
-export async function scrape(replica: Replica): Promise<Scrape> {
+export async function scrape(replica: Endpoint): Promise<Scrape> {
   const answer = await getJson(`${replica.url}/metrics`);
   if (answer.status !== 200) throw new Error(`GET /metrics on ${replica.replicaId}: ${answer.status}`);
   const samples = answer.text.split('\n').flatMap((line) => {
