@@ -11,6 +11,8 @@ import { SwitchboardError } from './errors.js';
 import { registerCors } from './http/cors.js';
 import { rejectDeepBodies } from './json-depth.js';
 import { answerClientError, registerProblemDetails, sendProblem } from './problem-details.js';
+import type { Fleet } from './fleet/fleet.js';
+import { startFleet } from './fleet/start-fleet.js';
 import { firstPageEntries } from './history/pages.js';
 import { EventPublisher } from './publishing/event-publisher.js';
 import { callbackRoutes } from './routes/callbacks.js';
@@ -18,6 +20,7 @@ import { demoRoutes } from './routes/demo.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { openapiRoutes } from './routes/openapi.js';
+import { presenceRoutes } from './routes/presence.js';
 import { publishRoutes } from './routes/publish.js';
 import { streamRoutes } from './routes/stream.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -85,6 +88,7 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
     subscribedChannels: () => registry.channelCount,
     probeAgeSeconds: () => deps.backplane.probeAgeMs() / 1000,
     probeAgesSeconds: () => new Map([...deps.backplane.probeAgesMs()].map(([shard, ms]) => [shard, ms / 1000])),
+    fleetStreams: () => fleetStreamsByReplica(fleet.fleet),
   });
   const registry: StreamRegistry = new StreamRegistry(
     deps.backplane,
@@ -97,11 +101,13 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
     deps.logger,
     metrics,
   );
+  const fleet = startFleet(config, { redis: deps.redis, backplane: deps.backplane, registry, lifecycle }, deps.logger);
   const context: RouteContext = {
     config,
     backplane: deps.backplane,
     jobs: deps.jobs,
     registry,
+    fleet: fleet.fleet,
     publisher: new EventPublisher(deps.backplane, metrics, config.replicaId),
     tokens: new StreamTokens(config.streamTokenSecret, config.streamTokenAudience),
     apiKeys: new ApiKeys(config.publishApiKeys),
@@ -126,6 +132,7 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
   openapiRoutes(app);
   streamRoutes(app, context);
   publishRoutes(app, context);
+  presenceRoutes(app, context);
   tokenRoutes(app, context);
   jobRoutes(app, context);
   callbackRoutes(app, context);
@@ -133,6 +140,7 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
 
   app.addHook('onClose', async () => {
     registry.close();
+    await fleet.close();
     await deps.close();
   });
 
@@ -140,11 +148,19 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
     app,
     async shutdown() {
       lifecycle.draining = true;
+      fleet.fleet.announce();
       app.log.info({ streams: registry.streamCount }, 'draining');
       await registry.drain(config.drainMs / 2, config.retryMs);
       await app.close();
     },
   };
+}
+
+/** Streams per replica id across the fleet, as the last heartbeat saw them (empty while that view is out of date). */
+function fleetStreamsByReplica(fleet: Fleet): Map<string, number> {
+  const byReplica = new Map<string, number>();
+  for (const replica of fleet.replicas() ?? []) byReplica.set(replica.replicaId, (byReplica.get(replica.replicaId) ?? 0) + replica.streams);
+  return byReplica;
 }
 
 /**

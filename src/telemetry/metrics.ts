@@ -28,6 +28,8 @@ export class Metrics {
     probeAgeSeconds: () => number;
     /** Per subscriber path (a Redis Cluster master, `host:port`; `redis` for one Redis). */
     probeAgesSeconds: () => ReadonlyMap<string, number>;
+    /** Per replica id, its streams as the fleet's presence registry last saw them. */
+    fleetStreams: () => ReadonlyMap<string, number>;
   }) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_process_' });
@@ -63,6 +65,16 @@ export class Metrics {
       collect() {
         this.reset();
         for (const [shard, seconds] of live.probeAgesSeconds()) this.set({ shard }, seconds);
+      },
+    });
+    new Gauge({
+      name: 'switchboard_fleet_streams',
+      help: 'Streams open on each replica of the fleet (replica="<REPLICA_ID>"), as this replica\'s last presence heartbeat saw them: every replica reports the whole fleet.',
+      labelNames: ['replica'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [replica, streams] of live.fleetStreams()) this.set({ replica }, streams);
       },
     });
     this.eventsAccepted = new Counter({

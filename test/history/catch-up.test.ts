@@ -16,7 +16,13 @@ import { localResponse } from '../helpers/local-stream.js';
 
 const logger = pino({ level: 'silent' });
 const newMetrics = (): Metrics =>
-  new Metrics({ openStreams: () => 0, subscribedChannels: () => 0, probeAgeSeconds: () => 0, probeAgesSeconds: () => new Map() });
+  new Metrics({
+    openStreams: () => 0,
+    subscribedChannels: () => 0,
+    probeAgeSeconds: () => 0,
+    probeAgesSeconds: () => new Map(),
+    fleetStreams: () => new Map(),
+  });
 
 async function publish(backplane: Backplane, channel: ChannelName, data: string): Promise<{ epoch: string; position: Position }> {
   const result = await backplane.publish({ channel, header: { t: 'message', a: Date.now() }, dataJson: JSON.stringify(data) });

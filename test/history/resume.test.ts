@@ -19,7 +19,13 @@ const registry = new StreamRegistry(
   backplane,
   { heartbeatMs: 60_000, unsubscribeDebounceMs: 10, heldLimit: 100, firstPageEntries: 2 },
   pino({ level: 'silent' }),
-  new Metrics({ openStreams: () => 0, subscribedChannels: () => 0, probeAgeSeconds: () => 0, probeAgesSeconds: () => new Map() }),
+  new Metrics({
+    openStreams: () => 0,
+    subscribedChannels: () => 0,
+    probeAgeSeconds: () => 0,
+    probeAgesSeconds: () => new Map(),
+    fleetStreams: () => new Map(),
+  }),
 );
 t.teardown(() => registry.close());
 
