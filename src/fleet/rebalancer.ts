@@ -4,6 +4,13 @@ import type { Fleet, ReplicaState } from './fleet.js';
 
 /** How often the rebalancer looks at the fleet; it sheds at most REBALANCE_RATE streams each time. */
 const TICK_MS = 1000;
+/**
+ * The fleet's total is taken as the largest seen within this window. A stream told to move is on
+ * no replica until it reconnects (seconds, on a busy fleet): counted from the live counts alone,
+ * the mean would sink with every stream in flight, and replicas would shed again and again the
+ * streams that had just arrived (measured: 9 reconnects per stream instead of about one).
+ */
+const PEAK_WINDOW_MS = 30_000;
 
 export interface RebalancerOptions {
   /** ε: shedding starts above (1 + ε) × the fleet mean. */
@@ -29,12 +36,16 @@ export interface RebalancedReplica {
  * id without a gap. It sheds down to the mean and never below, and does nothing while any replica
  * (itself included) is draining or unready, or while its view of the fleet is out of date.
  *
- * The mean comes from one heartbeat's snapshot of every replica's count (its own included as it
- * published it), so streams in flight between replicas are counted once, where they were.
+ * The mean comes from heartbeats' snapshots of every replica's count (its own included as it
+ * published it), with the fleet's total taken as the largest within PEAK_WINDOW_MS, so streams
+ * in flight between replicas still count: a fleet that really shrank is only balanced less eagerly
+ * for that long.
  */
 export class Rebalancer {
   private shedding = false;
   private readonly timer: NodeJS.Timeout;
+  /** Recent fleet totals, oldest first, for the peak (PEAK_WINDOW_MS). */
+  private totals: { atMs: number; total: number }[] = [];
 
   constructor(
     private readonly fleet: Pick<Fleet, 'replicas'>,
@@ -52,7 +63,7 @@ export class Rebalancer {
       this.shedding = false;
       return 0;
     }
-    const mean = replicas.reduce((sum, r) => sum + r.streams, 0) / replicas.length;
+    const mean = this.peakTotal(replicas.reduce((sum, r) => sum + r.streams, 0)) / replicas.length;
     const mine = this.replica.streamCount();
     if (!this.shedding && mine > (1 + this.options.tolerance) * mean) this.shedding = true;
     const excess = mine - Math.ceil(mean);
@@ -68,6 +79,14 @@ export class Rebalancer {
       'rebalancing: ended streams to move elsewhere',
     );
     return streams.length;
+  }
+
+  /** The largest fleet total within PEAK_WINDOW_MS, this one included. */
+  private peakTotal(total: number): number {
+    const now = Date.now();
+    this.totals = this.totals.filter((entry) => entry.atMs > now - PEAK_WINDOW_MS);
+    this.totals.push({ atMs: now, total });
+    return Math.max(...this.totals.map((entry) => entry.total));
   }
 
   close(): void {

@@ -68,3 +68,13 @@ t.test('nothing is shed while any replica is draining or unready, or while the v
   stale.setView(undefined);
   t.equal(stale.rebalancer.tick(), 0, 'no fresh view of the fleet');
 });
+
+t.test('streams in flight between replicas do not lower the mean: the total is the recent peak', async (t) => {
+  const { local, rebalancer, setView } = setUp(t, 300, [300, 300, 0, 0, 0], { rate: 1000 });
+  t.equal(rebalancer.tick(), 150, 'down to the mean of 150');
+  // 450 streams are reconnecting: the counts read 150, 300, 300, 0, 0, 0 now, and some come back here.
+  local.streams = 200;
+  setView([200, 150, 150, 0, 0, 0].map((streams, i) => ({ instance: `r${i}#x`, replicaId: `r${i}`, streams, state: 'ready' as const })));
+  t.equal(rebalancer.tick(), 50, 'the mean is still 900 / 6, not 500 / 6');
+  t.equal(local.streams, 150);
+});
