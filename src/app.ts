@@ -13,6 +13,8 @@ import { http2Options } from './http/http2-options.js';
 import { LoadShedder } from './http/load-shedding.js';
 import { rejectDeepBodies } from './json-depth.js';
 import { answerClientError, registerProblemDetails, sendProblem } from './problem-details.js';
+import type { Fleet } from './fleet/fleet.js';
+import { startFleet } from './fleet/start-fleet.js';
 import { firstPageEntries } from './history/pages.js';
 import { EventPublisher } from './publishing/event-publisher.js';
 import { callbackRoutes } from './routes/callbacks.js';
@@ -20,6 +22,7 @@ import { demoRoutes } from './routes/demo.js';
 import { healthRoutes, readiness } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { openapiRoutes } from './routes/openapi.js';
+import { presenceRoutes } from './routes/presence.js';
 import { publishRoutes } from './routes/publish.js';
 import { publishBatchRoutes } from './routes/publish-batch.js';
 import { streamRoutes } from './routes/stream.js';
@@ -92,6 +95,7 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
     probeAgesSeconds: () => new Map([...deps.backplane.probeAgesMs()].map(([shard, ms]) => [shard, ms / 1000])),
     ready: () => readiness(lifecycle, deps.backplane) === 'ready',
     inFlightPublishes: () => shedder.inFlightPublishes,
+    fleetStreams: () => fleetStreamsByReplica(fleet.fleet),
   });
   const shedder: LoadShedder = new LoadShedder(
     {
@@ -112,11 +116,13 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
     deps.logger,
     metrics,
   );
+  const fleet = startFleet(config, { redis: deps.redis, backplane: deps.backplane, registry, lifecycle }, deps.logger);
   const context: RouteContext = {
     config,
     backplane: deps.backplane,
     jobs: deps.jobs,
     registry,
+    fleet: fleet.fleet,
     publisher: new EventPublisher(deps.backplane, metrics, config.replicaId),
     tokens: new StreamTokens(config.streamTokenSecret, config.streamTokenAudience),
     apiKeys: new ApiKeys(config.publishApiKeys),
@@ -144,6 +150,7 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
   streamRoutes(app, context);
   publishRoutes(app, context);
   publishBatchRoutes(app, context);
+  presenceRoutes(app, context);
   tokenRoutes(app, context);
   jobRoutes(app, context);
   callbackRoutes(app, context);
@@ -152,6 +159,7 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
   app.addHook('onClose', async () => {
     shedder.stop();
     registry.close();
+    await fleet.close();
     await deps.close();
   });
 
@@ -159,11 +167,19 @@ export function buildApp(config: Config, deps: ReplicaParts & { logger: Logger }
     app,
     async shutdown() {
       lifecycle.draining = true;
+      fleet.fleet.announce();
       app.log.info({ streams: registry.streamCount }, 'draining');
       await registry.drain(config.drainMs / 2, config.retryMs);
       await app.close();
     },
   };
+}
+
+/** Streams per replica id across the fleet, as the last heartbeat saw them (empty while that view is out of date). */
+function fleetStreamsByReplica(fleet: Fleet): Map<string, number> {
+  const byReplica = new Map<string, number>();
+  for (const replica of fleet.replicas() ?? []) byReplica.set(replica.replicaId, (byReplica.get(replica.replicaId) ?? 0) + replica.streams);
+  return byReplica;
 }
 
 /**

@@ -63,6 +63,10 @@ const EnvSchema = Type.Object({
   HISTORY_TTL_SECONDS: Type.Integer({ default: 3600, minimum: 1 }),
   JOB_TTL_SECONDS: Type.Integer({ default: 3600, minimum: 1, maximum: MAX_JOB_TTL_SECONDS }),
   DRAIN_MS: Type.Integer({ default: 10_000, minimum: 0, maximum: MAX_TIMER_MS }),
+  PRESENCE_TTL_MS: Type.Integer({ default: 30_000, minimum: 300, maximum: MAX_TIMER_MS }),
+  REBALANCE: Type.Boolean({ default: false }),
+  REBALANCE_TOLERANCE: Type.Number({ default: 0.1, minimum: 0, maximum: 10 }),
+  REBALANCE_RATE: Type.Integer({ default: 50, minimum: 1 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
@@ -209,6 +213,14 @@ function toConfig(
     historyTtlSeconds: parsed.HISTORY_TTL_SECONDS,
     jobTtlSeconds: parsed.JOB_TTL_SECONDS,
     drainMs: parsed.DRAIN_MS,
+    /** A replica that stops beating (killed, hung, cut off) drops out of every presence count within this. */
+    presenceTtlMs: parsed.PRESENCE_TTL_MS,
+    /** Shed streams from a replica far above the fleet mean, so they reconnect elsewhere. */
+    rebalance: parsed.REBALANCE,
+    /** ε: a replica sheds above (1 + ε) × the fleet mean, down to the mean. */
+    rebalanceTolerance: parsed.REBALANCE_TOLERANCE,
+    /** Streams a replica sheds per second at most. */
+    rebalanceRate: parsed.REBALANCE_RATE,
     logLevel: parsed.LOG_LEVEL,
     unsubscribeDebounceMs: parsed.UNSUBSCRIBE_DEBOUNCE_MS,
     streamMaxBufferedBytes: parsed.STREAM_MAX_BUFFERED_BYTES,

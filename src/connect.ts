@@ -1,3 +1,4 @@
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Backplane } from './backplane/backplane.js';
 import { MemoryBackplane } from './backplane/memory-backplane.js';
@@ -13,6 +14,8 @@ import { RedisJobStore } from './jobs/redis-job-store.js';
 export interface ReplicaParts {
   backplane: Backplane;
   jobs: JobStore;
+  /** The command connection, for the fleet's presence (src/fleet/); undefined without Redis. */
+  redis: Redis | Cluster | undefined;
   /** Closes the job store and the backplane, then the Redis connections made here. */
   close(): Promise<void>;
 }
@@ -36,7 +39,7 @@ export async function connectParts(config: Config, logger: Logger): Promise<Repl
     });
     logger.info({ mode: 'cluster' }, 'connecting to Redis');
     await backplane.start();
-    return withClose(backplane, new RedisJobStore(cluster.commands), async () => {
+    return withClose(backplane, new RedisJobStore(cluster.commands), cluster.commands, async () => {
       await cluster.commands.quit().catch(() => {});
       cluster.commands.disconnect();
     });
@@ -52,7 +55,7 @@ export async function connectParts(config: Config, logger: Logger): Promise<Repl
   const jobs = new RedisJobStore(connections.commands);
   logger.info({ mode: config.redis.mode }, 'connecting to Redis');
   await backplane.start();
-  return withClose(backplane, jobs, async () => {
+  return withClose(backplane, jobs, connections.commands, async () => {
     await Promise.allSettled([connections.commands.quit(), connections.subscriber.quit()]);
     connections.commands.disconnect();
     connections.subscriber.disconnect();
@@ -61,14 +64,15 @@ export async function connectParts(config: Config, logger: Logger): Promise<Repl
 
 /** The in-process pair: one replica, nothing outside it. */
 export function memoryParts(history: { historyMaxLen: number; historyTtlSeconds: number }): ReplicaParts {
-  return withClose(new MemoryBackplane(history), new MemoryJobStore(), async () => {});
+  return withClose(new MemoryBackplane(history), new MemoryJobStore(), undefined, async () => {});
 }
 
 /** The parts, closed in order: the job store, the backplane, then what they were built on. */
-function withClose(backplane: Backplane, jobs: JobStore, closeUnderlying: () => Promise<void>): ReplicaParts {
+function withClose(backplane: Backplane, jobs: JobStore, redis: Redis | Cluster | undefined, closeUnderlying: () => Promise<void>): ReplicaParts {
   return {
     backplane,
     jobs,
+    redis,
     async close() {
       jobs.close();
       await backplane.close();

@@ -5,6 +5,7 @@ import type { StreamTokens } from './auth/stream-tokens.js';
 import type { WebhookSignatures } from './auth/webhook-signatures.js';
 import type { Backplane } from './backplane/backplane.js';
 import type { Config } from './config.js';
+import type { Fleet } from './fleet/fleet.js';
 import type { JobStore } from './jobs/job-store.js';
 import type { EventPublisher } from './publishing/event-publisher.js';
 import type { StreamRegistry } from './sse/stream-registry.js';
@@ -22,6 +23,8 @@ export interface RouteContext {
   backplane: Backplane;
   jobs: JobStore;
   registry: StreamRegistry;
+  /** The per-user cap and presence across replicas (src/fleet/). */
+  fleet: Fleet;
   publisher: EventPublisher;
   tokens: StreamTokens;
   apiKeys: ApiKeys;

@@ -13,6 +13,8 @@ export interface ChannelKeys {
   /** Hash: the history's `epoch` and the `last` position appended. */
   meta: string;
   idempotencyPrefix: string;
+  /** Hash: instance → streams it holds on the channel (the fleet's presence, src/fleet/). */
+  presence: string;
 }
 
 const PREFIX = 'sb:';
@@ -22,7 +24,7 @@ export const topicChannel = (topic: string): ChannelName => `${PREFIX}{t:${topic
 
 export function channelKeys(channel: ChannelName): ChannelKeys {
   const base = channel.slice(0, -':ch'.length);
-  return { history: `${base}:hist`, meta: `${base}:meta`, idempotencyPrefix: `${base}:idem:` };
+  return { history: `${base}:hist`, meta: `${base}:meta`, idempotencyPrefix: `${base}:idem:`, presence: `${base}:presence` };
 }
 
 export const jobKey = (correlationId: string): string => `${PREFIX}job:{${correlationId}}`;
@@ -31,3 +33,13 @@ export const probeChannel = (replicaId: string): ChannelName => `${PREFIX}probe:
 /** A probe channel for one Redis Cluster shard: cluster-topology.ts picks `n` so its slot is that shard's. */
 export const shardProbeChannel = (replicaId: string, n: number): ChannelName => `${PREFIX}probe:{${replicaId}:${n}}` as ChannelName;
 export const isProbeChannel = (channel: string): boolean => channel.startsWith(`${PREFIX}probe:`);
+export const isTopicChannel = (channel: ChannelName): boolean => channel.startsWith(`${PREFIX}{t:`);
+
+/**
+ * The fleet's own keys (src/fleet/) share one hash tag, so a heartbeat's reads and writes touch
+ * one slot on Redis Cluster: a key per live instance (expiring unless its heartbeat renews it), the
+ * index of instances, and the instances known dead (their presence fields are pruned).
+ */
+export const fleetInstanceKey = (instance: string): string => `${PREFIX}{fleet}:instance:${instance}`;
+export const fleetIndexKey = `${PREFIX}{fleet}:instances`;
+export const fleetDeadKey = `${PREFIX}{fleet}:dead`;

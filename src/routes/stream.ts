@@ -29,7 +29,7 @@ const NO_SLOT = { release: (): void => {} };
  * likely elsewhere. HEAD answers the same checks at once, with the stream's head and no stream.
  */
 export function streamRoutes(app: App, context: RouteContext): void {
-  const { config, registry, backplane, tokens, lifecycle, metrics } = context;
+  const { config, registry, backplane, tokens, lifecycle, metrics, fleet } = context;
   // No `Connection` header: HTTP/1.1 keeps the connection alive by itself (Node says so in the
   // head), and HTTP/2 forbids connection-specific headers (Node drops one with a warning).
   const headers = {
@@ -68,8 +68,9 @@ export function streamRoutes(app: App, context: RouteContext): void {
     if (grant.userId !== userId) throw new SwitchboardError('token_user_mismatch');
     checkGranted(topics, grant.topics);
     if (request.method === 'HEAD') return reply.code(200).headers(headers).send();
-    if (registry.streamsOfUser(userId) >= config.maxConnectionsPerUser) {
-      throw new SwitchboardError('too_many_streams', `At most ${config.maxConnectionsPerUser} open streams per user on one replica.`);
+    // A slot of the user's cap, across the fleet (src/fleet/): given back when the stream ends, or now if it does not open.
+    if (!(await fleet.reserve(userId))) {
+      throw new SwitchboardError('too_many_streams', `At most ${config.maxConnectionsPerUser} open streams per user.`);
     }
     // An empty id is no id (EventSource sends none before the first event; forms may send `?lastEventId=`).
     const cursorText = headerValue(request.headers['last-event-id']) || request.query.lastEventId || undefined;
@@ -87,6 +88,7 @@ export function streamRoutes(app: App, context: RouteContext): void {
     const slot = deferred !== undefined ? undefined : cursorText === undefined ? NO_SLOT : gate.tryEnter(userId);
     if (slot === undefined) {
       const reason = deferred ?? 'resume_limit';
+      fleet.release(userId);
       metrics.streamsDeferred.inc({ reason });
       sendRetryElsewhere(response, headers, jitter(config.retryMs), reason.replaceAll('_', ' '));
       return;
@@ -108,6 +110,7 @@ export function streamRoutes(app: App, context: RouteContext): void {
       expiresAtMs: grant.expiresAtMs,
       onEnd: (ended: SseStream, reason: StreamEndReason) => {
         registry.detach(ended);
+        fleet.release(userId);
         metrics.streamsEnded.inc({ reason });
         if (reason !== 'client_closed') log.info({ reqId, userId, reason }, 'stream ended');
       },

@@ -6,7 +6,7 @@ import type { ResetCause, SkipTarget } from '../history/gaps.js';
 import { encodeComment, encodeEventBody, encodeIdLine, encodeRetry } from './encoder.js';
 
 /** Why a stream ended; logged and counted. */
-export type StreamEndReason = 'client_closed' | 'slow_client' | 'auth_expired' | 'draining' | 'not_ready';
+export type StreamEndReason = 'client_closed' | 'slow_client' | 'auth_expired' | 'draining' | 'not_ready' | 'rebalanced';
 
 /** Where a stream stands in one of its channels. */
 interface ChannelCursor {

@@ -101,6 +101,26 @@ export class StreamRegistry {
     return this.perUser.get(userId) ?? 0;
   }
 
+  /** Streams this replica holds on `channel` (the fleet's presence counts topics with it). */
+  streamsOn(channel: ChannelName): number {
+    return this.channels.get(channel)?.streams.size ?? 0;
+  }
+
+  /** Every channel this replica holds, with its stream count. */
+  *channelStreams(): IterableIterator<[ChannelName, number]> {
+    for (const [channel, entry] of this.channels) yield [channel, entry.streams.size];
+  }
+
+  /** Up to `count` open streams, the longest open first (the rebalancer ends some). */
+  oldest(count: number): SseStream[] {
+    const picked: SseStream[] = [];
+    for (const stream of this.all) {
+      if (picked.length >= count) break;
+      picked.push(stream);
+    }
+    return picked;
+  }
+
   private streams(): SseStream[] {
     return [...this.all];
   }

@@ -33,6 +33,8 @@ export class Metrics {
     ready: () => boolean;
     /** Publishes admitted by the load shedder and not answered yet. */
     inFlightPublishes: () => number;
+    /** Per replica id, its streams as the fleet's presence registry last saw them. */
+    fleetStreams: () => ReadonlyMap<string, number>;
   }) {
     const registers = [this.registry];
     // Among the defaults: the event loop's delay, as switchboard_process_nodejs_eventloop_lag_*
@@ -87,6 +89,16 @@ export class Metrics {
       registers,
       collect() {
         this.set(live.inFlightPublishes());
+      },
+    });
+    new Gauge({
+      name: 'switchboard_fleet_streams',
+      help: 'Streams open on each replica of the fleet (replica="<REPLICA_ID>"), as this replica\'s last presence heartbeat saw them: every replica reports the whole fleet.',
+      labelNames: ['replica'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [replica, streams] of live.fleetStreams()) this.set({ replica }, streams);
       },
     });
     this.eventsAccepted = new Counter({

@@ -3,6 +3,7 @@
 // and killed at teardown.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +69,65 @@ export async function startNginx(t: TeardownHost, settings: NginxSettings): Prom
   if (settings.tls === undefined) await untilReady(nginx, `${url}/healthz`);
   else await untilListening(nginx, settings.tls.port);
   return { ...nginx, url };
+}
+
+/**
+ * nginx with the shipped config under a master process, so that `reload` works as in production:
+ * it rewrites the config with other replicas and sends SIGHUP; the master starts new workers and
+ * the old one finishes its open connections (at most `worker_shutdown_timeout`). Stopped with
+ * SIGTERM, which the master passes on to its workers, at teardown.
+ */
+export async function startReloadableNginx(
+  t: TeardownHost,
+  settings: NginxSettings & {
+    /**
+     * Let an old worker keep its open connections for 10 minutes after a reload instead of the
+     * shipped 10 s, like a load balancer that never cuts a long-lived connection.
+     */
+    keepConnectionsOnReload?: boolean;
+  },
+): Promise<RunningProcess & { url: string; reload(replicas: string[]): Promise<void> }> {
+  const dir = await nginxDir(t);
+  const configure = (replicas: string[]): string[] => {
+    const args = prepareNginx(dir, nginxSettings({ ...settings, replicas }));
+    if (settings.keepConnectionsOnReload) {
+      const conf = args[args.indexOf('-c') + 1] as string;
+      const text = readFileSync(conf, 'utf8');
+      if (!text.includes('worker_shutdown_timeout 10s;')) throw new Error('nginx.conf.template no longer says worker_shutdown_timeout 10s');
+      writeFileSync(conf, text.replace('worker_shutdown_timeout 10s;', 'worker_shutdown_timeout 600s;'));
+    }
+    return args;
+  };
+  const args = configure(settings.replicas);
+  const child = spawn(NGINX, args, { cwd: REPO_ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  trackChild(child);
+  const output: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.setEncoding('utf8');
+    stream?.on('data', (text: string) => output.push(...text.split('\n').filter(Boolean)));
+  }
+  const exited = new Promise<never>((_, reject) => {
+    child.once('exit', (code, signal) => reject(new Error(`nginx exited (${signal ?? `code ${code}`}): ${output.join('\n')}`)));
+  });
+  exited.catch(() => {});
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    await Promise.race([exited.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  if (child.pid === undefined) throw new Error('nginx did not start');
+  const url = `http://127.0.0.1:${settings.port}`;
+  const running = { pid: child.pid, output, exited };
+  await untilReady(running, `${url}/healthz`);
+  return {
+    ...running,
+    url,
+    async reload(replicas) {
+      configure(replicas);
+      child.kill('SIGHUP');
+    },
+  };
 }
 
 /**

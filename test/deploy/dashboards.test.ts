@@ -114,6 +114,7 @@ t.test('the dashboard shows what an operator needs', async (t) => {
   t.ok(uses('switchboard_streams_ended_total', /reason="slow_client"/), 'slow-client cuts');
   t.ok(uses('switchboard_shard_probe_age_seconds'), 'probe age per subscriber path');
   t.ok(uses('switchboard_ready'), 'readiness');
+  t.ok(uses('switchboard_fleet_streams'), 'presence: streams per replica, fleet-wide');
   t.equal(new Set(panels.map((panel) => panel.id)).size, panels.length, 'panel ids are unique');
   t.ok(
     panels.every((panel) => panel.datasource?.uid === DATASOURCE_VARIABLE),

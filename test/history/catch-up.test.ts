@@ -23,6 +23,7 @@ const newMetrics = (): Metrics =>
     probeAgesSeconds: () => new Map(),
     ready: () => true,
     inFlightPublishes: () => 0,
+    fleetStreams: () => new Map(),
   });
 
 async function publish(backplane: Backplane, channel: ChannelName, data: string): Promise<{ epoch: string; position: Position }> {

@@ -26,6 +26,7 @@ const registry = new StreamRegistry(
     probeAgesSeconds: () => new Map(),
     ready: () => true,
     inFlightPublishes: () => 0,
+    fleetStreams: () => new Map(),
   }),
 );
 t.teardown(() => registry.close());

@@ -1,0 +1,322 @@
+import type { Cluster, Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import {
+  type ChannelName,
+  channelKeys,
+  fleetDeadKey,
+  fleetIndexKey,
+  fleetInstanceKey,
+  isTopicChannel,
+  topicChannel,
+  userChannel,
+} from '../backplane/redis-keys.js';
+import { type Fleet, type LocalReplica, newInstanceId, type ReplicaState, type ReplicaStatus, replicaOf, type UserPresence } from './fleet.js';
+import { definePresenceScripts, type PresenceCommands } from './presence-scripts.js';
+
+/** Heartbeats per presence TTL at least: two may be lost before a live replica drops out. */
+const BEATS_PER_TTL = 3;
+/** Heartbeats come at least this often, so the rebalancer's view of the fleet is fresh. */
+const MAX_HEARTBEAT_MS = 2000;
+/** How often this replica's topic counts are compared with what it last wrote, and changes written. */
+const TOPIC_FLUSH_MS = 500;
+/**
+ * Every count this replica holds is written again this often: it renews the presence keys' expiry
+ * and prunes fields of replicas that died meanwhile from keys no one else writes.
+ */
+const REFRESH_MS = 5 * 60_000;
+/** A presence key nobody rewrote for this long expires: its replicas are gone. */
+const KEY_TTL_MS = 4 * REFRESH_MS;
+/** A dead instance is remembered (its fields pruned by every write) for longer than a refresh round. */
+const DEAD_MEMORY_MS = 60 * 60_000;
+/** Dead instances named in each write at most (the newest): a pruning bound per script call. */
+const MAX_DEAD_NAMED = 64;
+/** Counts written at once by a refresh, so a large one does not flood the connection. */
+const WRITE_CHUNK = 500;
+
+export interface RedisFleetOptions {
+  /** A replica that stopped beating drops out of every count within this. */
+  presenceTtlMs: number;
+  maxStreamsPerUser: number;
+}
+
+/**
+ * The fleet in Redis. Each replica process (an *instance*) keeps, with a heartbeat, a key of its
+ * own that expires after PRESENCE_TTL_MS; every read of presence counts only instances whose key
+ * is there, so a replica killed without a word drops out of every count within that bound.
+ *
+ * Per channel, a hash of instance → streams. A user's is written when a stream opens (the cap's
+ * atomic reserve: it has to be, to be a cap) and when it closes; a topic's is written by a flush
+ * of what changed, every TOPIC_FLUSH_MS, so a burst of opens costs a few writes, not one each.
+ * Each instance writes only its own field; instances found dead have their fields pruned by later
+ * writes, and their slots stop counting against the cap.
+ */
+export class RedisFleet implements Fleet {
+  private readonly redis: (Redis | Cluster) & PresenceCommands;
+  private instance: string;
+  /** Per user, the slots this instance holds: the truth its field in Redis should show. */
+  private readonly leases = new Map<string, number>();
+  /** Reserves sent and not yet answered, per user: a repair then waits, or it could undo one. */
+  private readonly inFlight = new Map<string, number>();
+  /** Users whose field in Redis may be wrong (a write failed): rewritten on the next heartbeat. */
+  private readonly dirtyUsers = new Set<string>();
+  /** Per topic channel, the count last written. */
+  private flushedTopics = new Map<ChannelName, number>();
+  private dead: string[] = [];
+  private view: { atMs: number; replicas: ReplicaStatus[] } | undefined;
+  private beats = 0;
+  private failing = false;
+  private readonly heartbeatMs: number;
+  private readonly timers: NodeJS.Timeout[];
+  private closed = false;
+
+  constructor(
+    redis: Redis | Cluster,
+    private readonly local: LocalReplica,
+    private readonly options: RedisFleetOptions,
+    private readonly logger: Logger,
+  ) {
+    this.redis = definePresenceScripts(redis);
+    this.instance = newInstanceId(local.replicaId);
+    this.heartbeatMs = Math.min(MAX_HEARTBEAT_MS, Math.floor(options.presenceTtlMs / BEATS_PER_TTL));
+    this.timers = [
+      setInterval(() => void this.beat(), this.heartbeatMs).unref(),
+      setInterval(() => void this.flushTopics(), TOPIC_FLUSH_MS).unref(),
+      setInterval(() => this.refreshAll(), REFRESH_MS).unref(),
+    ];
+    void this.beat();
+  }
+
+  async reserve(userId: string): Promise<boolean> {
+    // Already at the limit here alone: no need to ask Redis.
+    if ((this.leases.get(userId) ?? 0) >= this.options.maxStreamsPerUser) return false;
+    this.inFlight.set(userId, (this.inFlight.get(userId) ?? 0) + 1);
+    let taken: boolean;
+    try {
+      const total = await this.redis.sbPresenceReserve(
+        channelKeys(userChannel(userId)).presence,
+        this.options.maxStreamsPerUser,
+        this.instance,
+        KEY_TTL_MS,
+        ...this.dead,
+      );
+      taken = total >= 0;
+      this.succeeded();
+    } catch (err) {
+      // Redis trouble must not lock users out: the slot is taken here and the count repaired once
+      // Redis answers again (while it does not, the stream is sent to retry anyway).
+      this.failed(err, 'presence reserve failed; the count is repaired later');
+      this.dirtyUsers.add(userId);
+      taken = true;
+    } finally {
+      const left = (this.inFlight.get(userId) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(userId, left);
+      else this.inFlight.delete(userId);
+    }
+    if (taken) this.leases.set(userId, (this.leases.get(userId) ?? 0) + 1);
+    return taken;
+  }
+
+  release(userId: string): void {
+    const left = (this.leases.get(userId) ?? 0) - 1;
+    if (left > 0) this.leases.set(userId, left);
+    else this.leases.delete(userId);
+    // A user awaiting repair gets its whole count written then; a -1 now would count twice.
+    if (this.dirtyUsers.has(userId) || this.closed) return;
+    this.redis.sbPresenceRelease(channelKeys(userChannel(userId)).presence, this.instance).then(
+      () => this.succeeded(),
+      (err: unknown) => {
+        this.failed(err, 'presence release failed; the count is repaired later');
+        this.dirtyUsers.add(userId);
+      },
+    );
+  }
+
+  async userPresence(userId: string): Promise<UserPresence> {
+    const counts = await this.liveCounts(channelKeys(userChannel(userId)).presence);
+    const replicas: Record<string, number> = {};
+    let streams = 0;
+    for (const [instance, n] of counts) {
+      const replicaId = replicaOf(instance);
+      replicas[replicaId] = (replicas[replicaId] ?? 0) + n;
+      streams += n;
+    }
+    return { streams, replicas };
+  }
+
+  async topicPresence(topic: string): Promise<number> {
+    let streams = 0;
+    for (const n of (await this.liveCounts(channelKeys(topicChannel(topic)).presence)).values()) streams += n;
+    return streams;
+  }
+
+  replicas(): readonly ReplicaStatus[] | undefined {
+    if (this.view === undefined || Date.now() - this.view.atMs > this.options.presenceTtlMs) return undefined;
+    return this.view.replicas;
+  }
+
+  announce(): void {
+    void this.beat();
+  }
+
+  /** Leaves at once: the instance key goes (no reader counts it any more) and it is named dead (its fields are pruned). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.timers) clearInterval(timer);
+    await Promise.all([
+      this.redis.del(fleetInstanceKey(this.instance)),
+      this.redis.srem(fleetIndexKey, this.instance),
+      this.redis.zadd(fleetDeadKey, Date.now(), this.instance),
+    ]).catch((err: unknown) => this.logger.warn({ err }, 'could not leave the fleet; this replica drops out of presence when its heartbeat expires'));
+  }
+
+  /** Instance → streams in one presence hash, for the instances that are alive now. */
+  private async liveCounts(key: string): Promise<Map<string, number>> {
+    const fields = await this.redis.hgetall(key);
+    const instances = Object.keys(fields);
+    const live = new Map<string, number>();
+    if (instances.length === 0) return live;
+    const alive = await this.redis.mget(...instances.map(fleetInstanceKey));
+    instances.forEach((instance, i) => {
+      const n = Number(fields[instance]);
+      if (alive[i] !== null && n > 0) live.set(instance, n);
+    });
+    return live;
+  }
+
+  /**
+   * The heartbeat: renews this instance's key with its state and stream count, then reads every
+   * instance's (the view), notes the ones whose key expired as dead, and repairs what failed.
+   */
+  private async beat(): Promise<void> {
+    if (this.closed) return;
+    const state = JSON.stringify({ r: this.local.replicaId, s: this.local.streamCount(), st: this.local.state() });
+    try {
+      const [previous] = await Promise.all([
+        this.redis.set(fleetInstanceKey(this.instance), state, 'PX', this.options.presenceTtlMs, 'GET'),
+        this.redis.sadd(fleetIndexKey, this.instance),
+      ]);
+      if (previous === null && this.beats > 0) this.reincarnate();
+      this.beats++;
+      const now = Date.now();
+      const instances = await this.redis.smembers(fleetIndexKey);
+      const states = instances.length === 0 ? [] : await this.redis.mget(...instances.map(fleetInstanceKey));
+      const replicas: ReplicaStatus[] = [];
+      const dead: string[] = [];
+      instances.forEach((instance, i) => {
+        const status = parseStatus(instance, states[i] ?? null);
+        if (status === undefined) dead.push(instance);
+        else replicas.push(status);
+      });
+      if (dead.length > 0) {
+        await this.redis.srem(fleetIndexKey, ...dead);
+        await this.redis.zadd(fleetDeadKey, ...dead.flatMap((instance) => [String(now), instance]));
+        this.logger.info({ instances: dead }, 'replicas left the fleet without a word; their streams no longer count');
+      }
+      await this.redis.zremrangebyscore(fleetDeadKey, '-inf', now - DEAD_MEMORY_MS);
+      this.dead = await this.redis.zrange(fleetDeadKey, String(-MAX_DEAD_NAMED), '-1');
+      this.view = { atMs: now, replicas };
+      this.succeeded();
+    } catch (err) {
+      this.failed(err, 'fleet heartbeat failed');
+      return;
+    }
+    await this.repairUsers();
+  }
+
+  /**
+   * This instance's key had expired (the process stalled past the TTL, or Redis lost its data):
+   * others may have named it dead and be pruning its fields. It goes on as a new instance and
+   * writes all its counts again under that name.
+   */
+  private reincarnate(): void {
+    const old = this.instance;
+    this.instance = newInstanceId(this.local.replicaId);
+    this.logger.warn({ old, instance: this.instance }, 'this replica had dropped out of the fleet; rejoining under a new instance id');
+    this.refreshAll();
+  }
+
+  /** Every count written again on the next rounds (see REFRESH_MS). */
+  private refreshAll(): void {
+    for (const userId of this.leases.keys()) this.dirtyUsers.add(userId);
+    this.flushedTopics = new Map();
+  }
+
+  /** Writes the whole count of each user whose field may be wrong, unless a reserve of theirs is in flight. */
+  private async repairUsers(): Promise<void> {
+    const due = [...this.dirtyUsers].filter((userId) => !this.inFlight.has(userId));
+    for (let i = 0; i < due.length && !this.closed; i += WRITE_CHUNK) {
+      await Promise.all(
+        due.slice(i, i + WRITE_CHUNK).map(async (userId) => {
+          this.dirtyUsers.delete(userId);
+          try {
+            await this.writeCount(channelKeys(userChannel(userId)).presence, this.leases.get(userId) ?? 0);
+          } catch (err) {
+            this.dirtyUsers.add(userId);
+            this.failed(err, 'presence repair failed');
+          }
+        }),
+      );
+    }
+  }
+
+  /** Writes the topic counts that changed since the last flush (a topic this replica no longer holds, as 0). */
+  private async flushTopics(): Promise<void> {
+    if (this.closed) return;
+    const now = new Map<ChannelName, number>();
+    for (const [channel, n] of this.local.channelStreams()) if (n > 0 && isTopicChannel(channel)) now.set(channel, n);
+    const changed: [ChannelName, number][] = [];
+    for (const [channel, n] of now) if (this.flushedTopics.get(channel) !== n) changed.push([channel, n]);
+    for (const channel of this.flushedTopics.keys()) if (!now.has(channel)) changed.push([channel, 0]);
+    if (changed.length === 0) return;
+    const flushed = this.flushedTopics;
+    for (const [channel, n] of changed) {
+      if (n > 0) flushed.set(channel, n);
+      else flushed.delete(channel);
+    }
+    for (let i = 0; i < changed.length; i += WRITE_CHUNK) {
+      await Promise.all(
+        changed.slice(i, i + WRITE_CHUNK).map(([channel, n]) =>
+          this.writeCount(channelKeys(channel).presence, n).catch((err: unknown) => {
+            // Written again on the next flush: it no longer matches what was last written.
+            flushed.set(channel, -1);
+            this.failed(err, 'topic presence flush failed');
+          }),
+        ),
+      );
+    }
+  }
+
+  private writeCount(key: string, count: number): Promise<number> {
+    return this.redis.sbPresenceSet(key, this.instance, count, KEY_TTL_MS, ...this.dead);
+  }
+
+  private succeeded(): void {
+    if (!this.failing) return;
+    this.failing = false;
+    this.logger.info('fleet presence writes succeed again');
+  }
+
+  /** Logged once per run of failures, not once per write. */
+  private failed(err: unknown, message: string): void {
+    if (this.failing) return;
+    this.failing = true;
+    this.logger.warn({ err }, message);
+  }
+}
+
+const STATES: readonly ReplicaState[] = ['ready', 'unready', 'draining'];
+
+/** An instance key's value → its status; undefined when the key has expired. Malformed → unready, so it blocks rebalancing. */
+function parseStatus(instance: string, value: string | null): ReplicaStatus | undefined {
+  if (value === null) return undefined;
+  let parsed: { r?: unknown; s?: unknown; st?: unknown } = {};
+  try {
+    parsed = JSON.parse(value) as typeof parsed;
+  } catch {}
+  return {
+    instance,
+    replicaId: typeof parsed.r === 'string' ? parsed.r : replicaOf(instance),
+    streams: typeof parsed.s === 'number' && Number.isFinite(parsed.s) ? parsed.s : 0,
+    state: STATES.includes(parsed.st as ReplicaState) ? (parsed.st as ReplicaState) : 'unready',
+  };
+}
