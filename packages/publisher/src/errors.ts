@@ -16,16 +16,19 @@ export const ERROR_CODES = [
   'invalid_signature',
   'token_user_mismatch',
   'topic_not_granted',
+  'origin_not_allowed',
   'not_found',
   'job_not_found',
   'request_timeout',
   'payload_too_large',
+  'batch_too_large',
   'unsupported_media_type',
   'headers_too_large',
   'too_many_streams',
   'internal_error',
   'backplane_unavailable',
   'shutting_down',
+  'overloaded',
 ] as const;
 
 /** A code the server answers with. */
