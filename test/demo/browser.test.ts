@@ -4,10 +4,9 @@
 // no gap and no duplicate. Also leaves a screenshot of the page in test-artifacts/demo.png.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { launchChromium } from '../helpers/chromium.js';
 import t from 'tap';
 import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET } from '../helpers/fleet.js';
 import { freePort } from '../helpers/free-port.js';
@@ -16,17 +15,6 @@ import { startRedis } from '../helpers/redis-server.js';
 import { REPO_ROOT, startReplicas } from '../helpers/replica.js';
 import { startNginx, startWorker } from './topology.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-/** The flags that keep Chromium off the network and quiet on this machine (shared/NOTES.md). */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const SCREENSHOT = join(REPO_ROOT, 'test-artifacts', 'demo.png');
 const USER = 'browser-demo';
 /** Generous: other test files and benchmarks share this machine's two cores. */
@@ -48,10 +36,6 @@ const readState = (page: Page): Promise<PageState> =>
   });
 
 t.test('the demo page keeps its stream through kill -9 of the replica holding it', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`Debian's chromium is not installed at ${CHROMIUM}: run \`apt-get install -y chromium\` (.ci/run installs it when missing)`);
-    return;
-  }
   const nginxPort = await freePort();
   const nginxUrl = `http://127.0.0.1:${nginxPort}`;
   const redis = await startRedis(t);
@@ -74,15 +58,7 @@ t.test('the demo page keeps its stream through kill -9 of the replica holding it
   const worker = await startWorker(t, { SWITCHBOARD_URL: nginxUrl, PUBLISH_API_KEY, STEP_DELAY_MIN_MS: '100', STEP_DELAY_MAX_MS: '600' });
   await startNginx(t, { port: nginxPort, replicas: replicas.map((replica) => `127.0.0.1:${replica.port}`), worker: `127.0.0.1:${worker.port}` });
 
-  const userDataDir = await mkdtemp(join(tmpdir(), 'switchboard-chromium-'));
-  t.teardown(() => rm(userDataDir, { recursive: true, force: true }));
-  const browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1200, height: 1000 },
-  });
-  t.teardown(() => browser.close());
+  const browser = await launchChromium(t, { viewport: { width: 1200, height: 1000 } });
   const page = await browser.newPage();
   const pageErrors: string[] = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));

@@ -6,26 +6,15 @@
 // any URL. Without the cookie the stream is refused with a 401 and the EventSource closes. A page
 // on an origin CORS_ORIGINS does not list (evil.switchboard.test, same site, so the browser does
 // send it the cookie) is refused: by the browser (CORS) and by the replica (no stream opened).
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchBrowser } from '../helpers/chromium.js';
 import t, { type Test } from 'tap';
 import { inProcessFleet, type InProcessReplica } from '../helpers/in-process-replica.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-/** The flags that keep Chromium off the network and quiet on this machine (shared/NOTES.md). */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  // Real host names for the three origins, all on this machine; nothing else resolves.
-  '--host-resolver-rules=MAP *.switchboard.test 127.0.0.1, EXCLUDE localhost',
-];
+/** Real host names for the three origins, all on this machine; nothing else resolves. */
+const HOST_RULES = '--host-resolver-rules=MAP *.switchboard.test 127.0.0.1, EXCLUDE localhost';
 const PARENT_DOMAIN = 'switchboard.test';
 const COOKIE = 'sb_token';
 const USER = 'cookie-ada';
@@ -94,10 +83,6 @@ async function newPage(context: BrowserContext, url: string, consoleErrors: stri
 }
 
 t.test('a page on the app origin streams from the push origin with the cookie alone', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`Debian's chromium is not installed at ${CHROMIUM}: run \`apt-get install -y chromium\` (.ci/run installs it when missing)`);
-    return;
-  }
   let token = '';
   const appPort = await frontEnd(t, () => token);
   const evilPort = await frontEnd(t, () => token);
@@ -108,8 +93,7 @@ t.test('a page on the app origin streams from the push origin with the cookie al
   token = await fleet.token(USER);
   const streamUrl = `http://push.${PARENT_DOMAIN}:${replica.port}/stream/${USER}`;
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-  t.teardown(() => browser.close());
+  const browser = await launchBrowser(t, [HOST_RULES]);
 
   // Signed in: the app's /login set the cookie on the parent domain.
   const signedIn = await browser.newContext();

@@ -3,27 +3,16 @@
 // receives an event; a page on an origin the list does not name is refused by the browser itself.
 // The listed page can also read what a front end needs to read: a preflighted request with the
 // exposed X-Replica-Id, a 4xx problem from the stream, and a 503 once Redis is gone.
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { launchBrowser } from '../helpers/chromium.js';
 import t, { type Test } from 'tap';
 import { startFleet } from '../helpers/fleet.js';
 import { getJson } from '../helpers/http.js';
 import type { Replica } from '../helpers/replica.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-/** The flags that keep Chromium off the network and quiet on this machine (shared/NOTES.md). */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const USER = 'cors-ada';
 /** Generous: other test files and benchmarks share this machine's two cores. */
 const WAIT_MS = 30_000;
@@ -83,10 +72,6 @@ function crossOriginFetch(page: Page, url: string, init: RequestInit): Promise<{
 }
 
 t.test('a page on a listed origin gets its stream from another origin; an unlisted one is refused', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`Debian's chromium is not installed at ${CHROMIUM}: run \`apt-get install -y chromium\` (.ci/run installs it when missing)`);
-    return;
-  }
   const listedOrigin = await frontEnd(t);
   const unlistedOrigin = await frontEnd(t);
   // A second listed origin that is never used: the list form (echo + credentials), not a lone origin.
@@ -95,8 +80,7 @@ t.test('a page on a listed origin gets its stream from another origin; an unlist
   const token = await fleet.token(USER);
   const streamUrl = `${replica.url}/stream/${USER}?token=${token}`;
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-  t.teardown(() => browser.close());
+  const browser = await launchBrowser(t);
   const context = await browser.newContext();
   const pages: Record<'listed' | 'unlisted', Page> = { listed: await context.newPage(), unlisted: await context.newPage() };
   const consoleErrors: Record<'listed' | 'unlisted', string[]> = { listed: [], unlisted: [] };

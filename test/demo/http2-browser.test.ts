@@ -4,24 +4,13 @@
 // at once on one connection, and an event published after all opened reaches every one. Served
 // over HTTP/1.1 (the same replica setup without TLS), the browser holds 6 connections per origin:
 // 6 streams open and get the event, the other 4 wait, unopened, with nothing received.
-import { existsSync } from 'node:fs';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { launchBrowser } from '../helpers/chromium.js';
 import t, { type Test } from 'tap';
 import { PUBLISH_API_KEY } from '../helpers/fleet.js';
 import { inProcessFleet, type InProcessReplica } from '../helpers/in-process-replica.js';
 import { makeTestCertificate } from '../helpers/tls-cert.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-/** The flags that keep Chromium off the network and quiet on this machine (shared/NOTES.md). */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const STREAMS = 10;
 /** Chromium's (and every major browser's) HTTP/1.1 connections per origin. */
 const HTTP1_CONNECTIONS_PER_ORIGIN = 6;
@@ -59,8 +48,7 @@ function openStreams(page: Page, url: string, count: number): Promise<void> {
 const streamsState = (page: Page): Promise<StreamsState> => page.evaluate(() => (window as unknown as { streams: () => StreamsState }).streams());
 
 async function launch(t: Test, extraArgs: string[] = []): Promise<Page> {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
-  t.teardown(() => browser.close());
+  const browser = await launchBrowser(t, extraArgs);
   return (await browser.newContext()).newPage();
 }
 
@@ -87,10 +75,6 @@ async function openStreamsFromPage(page: Page, origin: string): Promise<void> {
 }
 
 t.test('HTTP/2: 10 streams from one page to one origin are all live at once', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`Debian's chromium is not installed at ${CHROMIUM}: run \`apt-get install -y chromium\` (.ci/run installs it when missing)`);
-    return;
-  }
   const cert = await makeTestCertificate(t);
   const fleet = await inProcessFleet(t, { TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile });
   const replica = fleet.replicas[0] as InProcessReplica;
@@ -125,10 +109,6 @@ t.test('HTTP/2: 10 streams from one page to one origin are all live at once', as
 });
 
 t.test('HTTP/1.1: the same page gets only 6 live streams; the other 4 wait', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`Debian's chromium is not installed at ${CHROMIUM}`);
-    return;
-  }
   const fleet = await inProcessFleet(t);
   const replica = fleet.replicas[0] as InProcessReplica;
   const page = await launch(t);

@@ -3,10 +3,10 @@
 // one stream shared by a user's tabs, a leader tab's close, tokens expiring mid-stream, and the
 // React hook refetching a job after `reset`. The page is the package's source bundled with
 // esbuild, served at the nginx origin by the browser context itself (same origin as the API).
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchBrowser } from '../../../../test/helpers/chromium.js';
 import t, { type Test } from 'tap';
 import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET } from '../../../../test/helpers/fleet.js';
 import { freePort } from '../../../../test/helpers/free-port.js';
@@ -17,17 +17,6 @@ import { waitFor } from '../../../../test/helpers/wait-for.js';
 import { startNginx } from '../../../../test/demo/topology.js';
 import type { HarnessState, StartOptions } from './page.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-/** The flags that keep Chromium off the network and quiet on this machine (shared/NOTES.md). */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 /** Generous: other test files share this machine's two cores. */
 const WAIT_MS = 30_000;
 /** A replica starts in about a second, but this shared machine under load has taken over 30 s. */
@@ -82,10 +71,6 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
 const read = (page: Page): Promise<HarnessState> => page.evaluate(() => window.harness.read());
 
 t.test('@switchboard/client in chromium through nginx', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`Debian's chromium is not installed at ${CHROMIUM}: run \`apt-get install -y chromium\` (.ci/run installs it when missing)`);
-    return;
-  }
   const nginxPort = await freePort();
   const nginxUrl = `http://127.0.0.1:${nginxPort}`;
   const redis = await startRedis(t);
@@ -100,8 +85,7 @@ t.test('@switchboard/client in chromium through nginx', async (t) => {
   // The template needs a demo worker upstream; nothing here calls /worker/, so nothing listens there.
   await startNginx(t, { port: nginxPort, replicas: replicas.map((replica) => `127.0.0.1:${replica.port}`), worker: `127.0.0.1:${await freePort()}` });
   const script = await bundlePage();
-  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-  t.teardown(() => browser.close());
+  const browser: Browser = await launchBrowser(t);
 
   /** Tokens minted for each user, by the test's stand-in for the app's backend. */
   const minted = new Map<string, number>();
