@@ -180,16 +180,35 @@ t.test('rolling restart of 3 replicas behind nginx: 60 EventSource clients and 3
   publisher.catch((err: unknown) => {
     publisherFailed = err;
   });
+  /** Who has not had an event past `counts` yet, and in what state: what a timeout reports. */
+  let lagging: string[] = [];
   const deliveredSince = (counts: Map<string, number>) => async () => {
     if (publisherFailed !== undefined) throw publisherFailed;
     const pageStates = await Promise.all(pages.map(({ page }) => readPage(page)));
-    return (
-      clients.every((client) => dedupe(client.received).seqs.length > (counts.get(client.user) ?? 0)) &&
-      pages.every(({ user }, i) => pageSeqs(pageStates[i] as PageState).seqs.length > (counts.get(user) ?? 0))
-    );
+    lagging = [
+      ...clients
+        .filter((client) => dedupe(client.received).seqs.length <= (counts.get(client.user) ?? 0))
+        .map(
+          (client) =>
+            `${client.user} (readyState ${client.source.readyState}, gave up ${client.gaveUp}, opens ${client.opens}, ` +
+            `${dedupe(client.received).seqs.length} of ${accepted.get(client.user)?.length} accepted)`,
+        ),
+      ...pages
+        .filter(({ user }, i) => pageSeqs(pageStates[i] as PageState).seqs.length <= (counts.get(user) ?? 0))
+        .map(({ user }) => `page ${user} (${JSON.stringify(pageStates[pages.findIndex((p) => p.user === user)]?.streamState)})`),
+    ];
+    return lagging.length === 0;
+  };
+  /** waitFor on deliveredSince, whose timeout names the clients still waiting. */
+  const waitDelivered = async (counts: Map<string, number>, label: string): Promise<void> => {
+    try {
+      await waitFor(deliveredSince(counts), { timeoutMs: WAIT_MS, label });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; still waiting: ${lagging.join('; ')}; ${published} events accepted`, { cause: err });
+    }
   };
   const acceptedCounts = () => new Map([...accepted].map(([user, seqs]) => [user, seqs.length]));
-  await waitFor(deliveredSince(new Map()), { timeoutMs: WAIT_MS, label: 'every client and page receives events before the deploy' });
+  await waitDelivered(new Map(), 'every client and page receives events before the deploy');
 
   // The deploy: each replica in turn, as Kubernetes does it with maxUnavailable 0 once the new pod is ready.
   const steps: string[] = [];
@@ -214,7 +233,7 @@ t.test('rolling restart of 3 replicas behind nginx: 60 EventSource clients and 3
   const deployMs = performance.now() - deployStarted;
 
   // Publishing goes on until every client and page has had an event published after the deploy.
-  await waitFor(deliveredSince(acceptedCounts()), { timeoutMs: WAIT_MS, label: 'every client and page receives events after the deploy' });
+  await waitDelivered(acceptedCounts(), 'every client and page receives events after the deploy');
   stopPublishing = true;
   await publisher;
 
