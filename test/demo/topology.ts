@@ -12,7 +12,7 @@ import { getJson } from '../helpers/http.js';
 import { trackChild, trackDir, untrackDir } from '../helpers/reaper.js';
 import type { TeardownHost } from '../helpers/redis-server.js';
 import { REPO_ROOT } from '../helpers/replica.js';
-import { waitFor } from '../helpers/wait-for.js';
+import { waitFor, withTimeout } from '../helpers/wait-for.js';
 
 export const NGINX = '/usr/sbin/nginx';
 
@@ -113,7 +113,8 @@ export async function startReloadableNginx(
   t.teardown(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
-    await Promise.race([exited.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+    // Its exit, or 5 s: whichever comes first (then it is killed).
+    await withTimeout(exited, 5000, 'nginx exit after SIGTERM').catch(() => {});
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   if (child.pid === undefined) throw new Error('nginx did not start');
