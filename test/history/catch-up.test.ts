@@ -11,20 +11,10 @@ import { channelTag, parsePosition, type Position } from '../../src/history/curs
 import type { ResetCause, SkipTarget } from '../../src/history/gaps.js';
 import { SseStream } from '../../src/sse/sse-stream.js';
 import { StreamRegistry } from '../../src/sse/stream-registry.js';
-import { Metrics } from '../../src/telemetry/metrics.js';
+import { idleMetrics } from '../helpers/idle-metrics.js';
 import { localResponse } from '../helpers/local-stream.js';
 
 const logger = pino({ level: 'silent' });
-const newMetrics = (): Metrics =>
-  new Metrics({
-    openStreams: () => 0,
-    subscribedChannels: () => 0,
-    probeAgeSeconds: () => 0,
-    probeAgesSeconds: () => new Map(),
-    ready: () => true,
-    inFlightPublishes: () => 0,
-    fleetStreams: () => new Map(),
-  });
 
 async function publish(backplane: Backplane, channel: ChannelName, data: string): Promise<{ epoch: string; position: Position }> {
   const result = await backplane.publish({ channel, header: { t: 'message', a: Date.now() }, dataJson: JSON.stringify(data) });
@@ -50,7 +40,7 @@ function target(channel: ChannelName, seen: { epoch: string; position: Position 
 t.test('catch-up of one channel, case by case', async (t) => {
   const backplane = new MemoryBackplane({ historyMaxLen: 5, historyTtlSeconds: 60 });
   t.teardown(() => backplane.close());
-  const deps = { backplane, metrics: newMetrics(), logger, firstPageEntries: 2 };
+  const deps = { backplane, metrics: idleMetrics(), logger, firstPageEntries: 2 };
 
   const clean = userChannel('clean');
   const seen = await publish(backplane, clean, 'seen');
@@ -103,7 +93,7 @@ t.test('history that cannot be read: the streams are told, after retries', async
   const alive = setInterval(() => {}, 1000);
   t.teardown(() => clearInterval(alive));
   const failed = target(userChannel('unreadable'), { epoch: 'aaaaaaaaaaaa', position: { ms: 1, seq: 0 } });
-  await catchUpChannel(failed.value, { backplane: failing, metrics: newMetrics(), logger, firstPageEntries: 2 });
+  await catchUpChannel(failed.value, { backplane: failing, metrics: idleMetrics(), logger, firstPageEntries: 2 });
   t.equal(reads, 4, 'tried four times');
   t.same(
     failed.skips.map((s) => s.cause),
@@ -147,7 +137,12 @@ class BreakableBackplane extends MemoryBackplane {
 t.test('the registry catches up only the channels that broke; the others flow on', async (t) => {
   const backplane = new BreakableBackplane({ historyMaxLen: 100, historyTtlSeconds: 60 });
   t.teardown(() => backplane.close());
-  const registry = new StreamRegistry(backplane, { heartbeatMs: 60_000, unsubscribeDebounceMs: 10, heldLimit: 100, firstPageEntries: 2 }, logger, newMetrics());
+  const registry = new StreamRegistry(
+    backplane,
+    { heartbeatMs: 60_000, unsubscribeDebounceMs: 10, heldLimit: 100, firstPageEntries: 2 },
+    logger,
+    idleMetrics(),
+  );
   t.teardown(() => registry.close());
 
   const open = async (user: string) => {

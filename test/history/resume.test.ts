@@ -10,7 +10,7 @@ import { channelTag, formatSegment, parsePosition, SEGMENT_SEPARATOR } from '../
 import { planResume } from '../../src/history/resume.js';
 import { SseStream } from '../../src/sse/sse-stream.js';
 import { StreamRegistry } from '../../src/sse/stream-registry.js';
-import { Metrics } from '../../src/telemetry/metrics.js';
+import { idleMetrics } from '../helpers/idle-metrics.js';
 import { localResponse } from '../helpers/local-stream.js';
 
 const backplane = new MemoryBackplane({ historyMaxLen: 5, historyTtlSeconds: 60 });
@@ -19,15 +19,7 @@ const registry = new StreamRegistry(
   backplane,
   { heartbeatMs: 60_000, unsubscribeDebounceMs: 10, heldLimit: 100, firstPageEntries: 2 },
   pino({ level: 'silent' }),
-  new Metrics({
-    openStreams: () => 0,
-    subscribedChannels: () => 0,
-    probeAgeSeconds: () => 0,
-    probeAgesSeconds: () => new Map(),
-    ready: () => true,
-    inFlightPublishes: () => 0,
-    fleetStreams: () => new Map(),
-  }),
+  idleMetrics(),
 );
 t.teardown(() => registry.close());
 
