@@ -13,6 +13,15 @@ const PLACEHOLDER = /\$\{([A-Z_]+)\}/g;
 export const TEMPLATE_VARIABLES = [...new Set([...TEMPLATE.matchAll(PLACEHOLDER)].map((match) => match[1]))];
 
 /**
+ * One replica's line in the template's `upstream switchboard` block (the template says why 1 s).
+ * docker-compose.yml writes the same for its replicas; a test holds it to this.
+ * @param {string} address `host:port`
+ */
+export function upstreamServer(address) {
+  return `server ${address} max_fails=1 fail_timeout=1s;`;
+}
+
+/**
  * @typedef {object} NginxSettings
  * @property {string} listen      `127.0.0.1:8080`
  * @property {string[]} replicas  Switchboard replicas as `host:port`
@@ -28,7 +37,7 @@ export const TEMPLATE_VARIABLES = [...new Set([...TEMPLATE.matchAll(PLACEHOLDER)
 export function renderNginxConfig({ listen, replicas, worker, accessLog, tls }) {
   const values = {
     LISTEN: listen,
-    SWITCHBOARD_SERVERS: replicas.map((address) => `server ${address};`).join(' '),
+    SWITCHBOARD_SERVERS: replicas.map(upstreamServer).join(' '),
     WORKER_SERVER: `server ${worker};`,
     ACCESS_LOG: accessLog === 'off' ? '/dev/null' : accessLog,
     ...(tls === undefined ? {} : { LISTEN_TLS: tls.listen, TLS_CERT_FILE: tls.certFile, TLS_KEY_FILE: tls.keyFile }),

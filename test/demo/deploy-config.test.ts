@@ -2,7 +2,8 @@
 // template passes `nginx -t`, docker-compose.yml passes the Compose validator of Debian's
 // `docker-compose` (v1, which checks the file against its schema without an engine), and the
 // Dockerfile has the shape the README promises. They are also safe to run as shipped: nginx logs
-// no token and does not proxy /metrics, and is sized for a replica's streams; the demo listens
+// no token and does not proxy /metrics, tells a stream it cannot place to retry (never a 502,
+// which makes an EventSource give up), and is sized for a replica's streams; the demo listens
 // on 127.0.0.1 only, on pinned images; the production env example cannot boot until every
 // secret is generated, and has no demo mode.
 import { spawnSync } from 'node:child_process';
@@ -10,11 +11,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { EventSource } from 'eventsource';
 import t from 'tap';
-import { TEMPLATE_VARIABLES } from '../../deploy/nginx/local.mjs';
+import { TEMPLATE_VARIABLES, upstreamServer } from '../../deploy/nginx/local.mjs';
+import { StreamTokens } from '../../src/auth/stream-tokens.js';
 import { loadConfig } from '../../src/config.js';
+import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET } from '../helpers/fleet.js';
 import { freePort } from '../helpers/free-port.js';
-import { getJson, rawRequest } from '../helpers/http.js';
+import { getJson, postJson, rawRequest } from '../helpers/http.js';
 import { REPO_ROOT, startReplica } from '../helpers/replica.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { checkNginxConfig, NGINX, startNginx } from './topology.js';
@@ -123,10 +127,17 @@ t.test('docker-compose.yml passes the Compose validator and has the demo topolog
   t.match(node, /--cluster-node-timeout\n\s+- ["']2000["']\n/, 'with cluster-node-timeout 2000');
   t.match(node, /--cluster-require-full-coverage\n\s+- ["']no["']\n/, 'and full coverage not required');
   t.match(block('redis-cluster-init'), /--cluster create [^\n]*--cluster-replicas 1 --cluster-yes/, 'the one-shot init makes 3 masters with a replica each');
-  t.match(
-    block('nginx-cluster'),
-    /switchboard-cluster-1:3000;\s+server switchboard-cluster-2:3000;\s+server switchboard-cluster-3:3000;/,
-    "its nginx balances the cluster's replicas",
+  // Each replica with the upstream parameters the template relies on (local.mjs writes the same).
+  // The validator folds long values over lines: compare with whitespace collapsed.
+  const servers = (prefix: string) => [1, 2, 3].map((n) => upstreamServer(`${prefix}-${n}:3000`)).join(' ');
+  const collapsed = (name: string) => block(name).replace(/\s+/g, ' ');
+  t.ok(
+    collapsed('nginx').includes(` SWITCHBOARD_SERVERS: ${servers('switchboard')} WORKER_SERVER:`),
+    'its nginx balances the three replicas, as local.mjs writes them',
+  );
+  t.ok(
+    collapsed('nginx-cluster').includes(` SWITCHBOARD_SERVERS: ${servers('switchboard-cluster')} WORKER_SERVER:`),
+    "the cluster's nginx balances the cluster's replicas",
   );
 
   const text = readFileSync(COMPOSE_FILE, 'utf8');
@@ -196,6 +207,41 @@ t.test('through the shipped nginx: no token in the access log, no /metrics', asy
     t.notMatch(answer.body, /^# (HELP|TYPE) /m, `${path}: no metrics in the body`);
   }
   t.equal((await getJson(`${nginx.url}/healthz`)).status, 200, 'while everything else is proxied');
+});
+
+t.test('through the shipped nginx, a stream no replica can take is told to retry, not refused', async (t) => {
+  if (!existsSync(NGINX)) {
+    t.fail(`nginx is not installed at ${NGINX}: run \`apt-get install -y nginx\``);
+    return;
+  }
+  // The only upstream is a port nothing listens on yet: every request finds no replica.
+  const replicaPort = await freePort();
+  const nginx = await startNginx(t, { port: await freePort(), replicas: [`127.0.0.1:${replicaPort}`], worker: '127.0.0.1:9' }, { replicasUp: false });
+
+  const answer = await rawRequest({ url: `${nginx.url}/stream/alice`, headers: { accept: 'text/event-stream' } });
+  t.equal(answer.status, 200, 'a stream request is answered 200, as a replica answers a stream it cannot open');
+  t.match(answer.headers['content-type'], /^text\/event-stream/, 'as an event stream');
+  t.equal(answer.headers['cache-control'], 'no-store', 'never cached');
+  t.match(answer.body, /^retry: (1000|1500|2000|2500)\n\n$/, `with only a retry: in the jittered range (${JSON.stringify(answer.body)})`);
+  const publish = await postJson(`${nginx.url}/v1/users/alice/events`, { data: {} }, { bearer: PUBLISH_API_KEY });
+  t.equal(publish.status, 502, 'a publish still gets the 502, which a sender retries');
+
+  // A real EventSource keeps trying through that answer, and opens once a replica is up.
+  const { token } = new StreamTokens(STREAM_TOKEN_SECRET, 'switchboard').mint('alice', [], 300);
+  const source = new EventSource(`${nginx.url}/stream/alice?token=${token}`);
+  t.teardown(() => source.close());
+  let errors = 0;
+  let gaveUp = false;
+  source.addEventListener('error', () => {
+    errors++;
+    if (source.readyState === EventSource.CLOSED) gaveUp = true;
+  });
+  await waitFor(() => errors >= 2 || gaveUp, { timeoutMs: 15_000, label: 'two failed attempts' });
+  t.notOk(gaveUp, `the EventSource did not give up (${errors} attempts so far)`);
+  await startReplica(t, { STREAM_TOKEN_SECRET, PUBLISH_API_KEY }, { port: replicaPort });
+  await waitFor(() => source.readyState === EventSource.OPEN || gaveUp, { timeoutMs: 15_000, label: 'the stream open once a replica listens' });
+  t.equal(source.readyState, EventSource.OPEN, 'it opened through nginx once a replica listened');
+  t.match(nginx.errorLog(), /connect\(\) failed \(111: Connection refused\)/, "nginx's error log names the refused upstream");
 });
 
 t.test('nginx is sized for the streams one replica may hold, and the README says why', async (t) => {

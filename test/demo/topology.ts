@@ -60,15 +60,22 @@ export async function checkNginxConfig(t: TeardownHost, settings: NginxSettings)
  * It runs as one process (`master_process off`): a master killed with SIGKILL leaves its workers
  * running, and the reaper that cleans up after a crashed test kills only the pids it knows.
  */
-export async function startNginx(t: TeardownHost, settings: NginxSettings): Promise<RunningProcess & { url: string }> {
-  const args = prepareNginx(await nginxDir(t), nginxSettings(settings));
+export async function startNginx(
+  t: TeardownHost,
+  settings: NginxSettings,
+  /** `replicasUp: false`: no replica listens yet, so nginx is ready once it accepts connections. */
+  { replicasUp = true }: { replicasUp?: boolean } = {},
+): Promise<RunningProcess & { url: string; errorLog(): string }> {
+  const dir = await nginxDir(t);
+  const args = prepareNginx(dir, nginxSettings(settings));
   args[args.indexOf('-g') + 1] += ' master_process off;';
   const url = `http://127.0.0.1:${settings.port}`;
   const nginx = launch(t, NGINX, args, process.env);
   // With TLS the plain port only redirects; the TLS port accepting connections is readiness.
-  if (settings.tls === undefined) await untilReady(nginx, `${url}/healthz`);
-  else await untilListening(nginx, settings.tls.port);
-  return { ...nginx, url };
+  if (settings.tls !== undefined) await untilListening(nginx, settings.tls.port);
+  else if (replicasUp) await untilReady(nginx, `${url}/healthz`);
+  else await untilListening(nginx, settings.port);
+  return { ...nginx, url, errorLog: () => readFileSync(join(dir, 'error.log'), 'utf8') };
 }
 
 /**

@@ -46,6 +46,8 @@ interface Client {
   resets: number;
   /** True if an error ever left the EventSource CLOSED: it gave up. */
   gaveUp: boolean;
+  /** Why it gave up: the error event's status code and message, with the time since the deploy began. */
+  gaveUpWith?: string;
 }
 
 /** What the test reads of a demo page (`window.demo` in public/demo.js). */
@@ -98,6 +100,9 @@ t.test('rolling restart of 3 replicas behind nginx: 60 EventSource clients and 3
   const nginx = await startNginx(t, { port: await freePort(), replicas: replicas.map((r) => `127.0.0.1:${r.port}`), worker: `127.0.0.1:${await freePort()}` });
 
   const clients: Client[] = [];
+  let deployStarted: number | undefined;
+  /** Each replica's restart, timed: what a timeout reports beside the clients. */
+  const steps: string[] = [];
   t.teardown(() => clients.forEach((client) => client.source.close()));
   for (let i = 0; i < CLIENTS; i++) {
     const user = `rolling-${i}`;
@@ -114,8 +119,11 @@ t.test('rolling restart of 3 replicas behind nginx: 60 EventSource clients and 3
     client.source.addEventListener('open', () => client.opens++);
     client.source.addEventListener('message', (event) => client.received.push({ id: event.lastEventId, seq: JSON.parse(event.data).seq as number }));
     client.source.addEventListener('reset', () => client.resets++);
-    client.source.addEventListener('error', () => {
-      if (client.source.readyState === EventSource.CLOSED) client.gaveUp = true;
+    client.source.addEventListener('error', (event) => {
+      if (client.source.readyState !== EventSource.CLOSED) return;
+      client.gaveUp = true;
+      const since = deployStarted === undefined ? 'before the deploy' : `${(performance.now() - deployStarted).toFixed(0)} ms into the deploy`;
+      client.gaveUpWith = `${event.code ?? 'no status'} ${event.message ?? ''}, ${since}`;
     });
     clients.push(client);
   }
@@ -190,7 +198,7 @@ t.test('rolling restart of 3 replicas behind nginx: 60 EventSource clients and 3
         .filter((client) => dedupe(client.received).seqs.length <= (counts.get(client.user) ?? 0))
         .map(
           (client) =>
-            `${client.user} (readyState ${client.source.readyState}, gave up ${client.gaveUp}, opens ${client.opens}, ` +
+            `${client.user} (readyState ${client.source.readyState}, gave up ${client.gaveUpWith ?? 'no'}, opens ${client.opens}, ` +
             `${dedupe(client.received).seqs.length} of ${accepted.get(client.user)?.length} accepted)`,
         ),
       ...pages
@@ -204,15 +212,16 @@ t.test('rolling restart of 3 replicas behind nginx: 60 EventSource clients and 3
     try {
       await waitFor(deliveredSince(counts), { timeoutMs: WAIT_MS, label });
     } catch (err) {
-      throw new Error(`${(err as Error).message}; still waiting: ${lagging.join('; ')}; ${published} events accepted`, { cause: err });
+      throw new Error(`${(err as Error).message}; still waiting: ${lagging.join('; ')}; ${published} events accepted; deploy steps: ${steps.join('; ')}`, {
+        cause: err,
+      });
     }
   };
   const acceptedCounts = () => new Map([...accepted].map(([user, seqs]) => [user, seqs.length]));
   await waitDelivered(new Map(), 'every client and page receives events before the deploy');
 
   // The deploy: each replica in turn, as Kubernetes does it with maxUnavailable 0 once the new pod is ready.
-  const steps: string[] = [];
-  const deployStarted = performance.now();
+  deployStarted = performance.now();
   for (const replica of replicas) {
     const sigtermAt = performance.now();
     const exit = await replica.kill('SIGTERM');
@@ -226,11 +235,13 @@ t.test('rolling restart of 3 replicas behind nginx: 60 EventSource clients and 3
       label: `${replica.replicaId} ready again`,
     });
     steps.push(
-      `${replica.replicaId}: SIGTERM to exit ${drainedMs.toFixed(0)} ms; new process listening ${listeningMs.toFixed(0)} ms after its start, ` +
+      `${replica.replicaId} (SIGTERM ${(sigtermAt - deployStarted).toFixed(0)} ms into the deploy): SIGTERM to exit ${drainedMs.toFixed(0)} ms; new process listening ${listeningMs.toFixed(0)} ms after its start, ` +
         `ready ${(performance.now() - startAt - listeningMs).toFixed(0)} ms later`,
     );
   }
   const deployMs = performance.now() - deployStarted;
+  // With two of three replicas up at every moment, nginx must never have counted them all failed.
+  t.notMatch(nginx.errorLog(), /no live upstreams/, 'nginx always had a live replica to send a request to');
 
   // Publishing goes on until every client and page has had an event published after the deploy.
   await waitDelivered(acceptedCounts(), 'every client and page receives events after the deploy');
