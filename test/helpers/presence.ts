@@ -23,7 +23,10 @@ export interface PresenceSettings {
   cap: number;
 }
 
-/** A Redis failover, driven by the test: `kill` kills the master; `failedOver` resolves once a replica serves in its place. */
+/**
+ * A Redis failover, driven by the test: `kill` kills the master; `failedOver` resolves once a
+ * replica serves in its place (Sentinel, Cluster), or once the one server is back (restarted).
+ */
 export interface RedisFailover {
   /** What is killed, for the report. */
   label: string;
@@ -78,9 +81,11 @@ export class PresenceChecks {
       await waitFor(
         async () => {
           const got = await this.userPresence(via, userId);
-          return (
-            got.userId === userId && got.streams === expected.streams && JSON.stringify(sorted(got.replicas)) === JSON.stringify(sorted(expected.replicas))
-          );
+          const exact =
+            got.userId === userId && got.streams === expected.streams && JSON.stringify(sorted(got.replicas)) === JSON.stringify(sorted(expected.replicas));
+          // Thrown, not returned false: a timeout then says what was seen last.
+          if (!exact) throw new Error(`presence of ${userId} is ${JSON.stringify(got)}`);
+          return true;
         },
         { timeoutMs, label: `presence of ${userId} via ${via.replicaId} is ${JSON.stringify(expected)}` },
       );
@@ -89,10 +94,17 @@ export class PresenceChecks {
 
   async untilTopicPresence(t: Test, topic: string, streams: number, timeoutMs = 5000): Promise<void> {
     for (const via of this.fleet.replicas.filter((r) => r.running)) {
-      await waitFor(async () => (await this.topicPresence(t, via, topic)) === streams, {
-        timeoutMs,
-        label: `presence of topic ${topic} via ${via.replicaId} is ${streams}`,
-      });
+      await waitFor(
+        async () => {
+          const got = await this.topicPresence(t, via, topic);
+          if (got !== streams) throw new Error(`presence of topic ${topic} is ${got}`);
+          return true;
+        },
+        {
+          timeoutMs,
+          label: `presence of topic ${topic} via ${via.replicaId} is ${streams}`,
+        },
+      );
     }
   }
 
