@@ -1,8 +1,8 @@
 // Presence and the fleet-wide cap on a Redis Cluster (3 masters with a replica each), three
 // replica processes: the scenarios of test/e2e/fleet-presence.test.ts with users and topics whose
-// keys land on different masters, and a kill -9 of the master that holds the fleet's own keys
-// (the `{fleet}` hash tag: every replica's heartbeat key and the index of replicas) while a user
-// on that master holds the whole cap.
+// keys land on different masters, and two kill -9s of a master while a user on it holds the whole
+// cap: first the one that holds the fleet's own keys (the `{fleet}` hash tag: every replica's
+// heartbeat key and the index of replicas), then another.
 import t from 'tap';
 import { fleetEnv, withFleet } from '../helpers/fleet.js';
 import { heartbeatMs, PresenceChecks } from '../helpers/presence.js';
@@ -85,6 +85,34 @@ t.test("Cluster: kill -9 the master of the fleet's keys; after the failover the 
       label: "Cluster, kill -9 of the fleet keys' master",
       kill: async () => {
         await cluster.killMaster(fleetMaster);
+      },
+      failedOver: async () => {
+        const { ms, promoted } = await cluster.waitForFailover();
+        t.comment(`the cluster settled ${ms} ms after the kill, ${promoted.map((node) => node.addr).join(', ')} serving the dead master's slots`);
+      },
+    },
+    RECOVERY_BOUND_MS,
+  );
+});
+
+t.test("Cluster: kill -9 a master without the fleet's keys; the other shards' heartbeats go on, and the counts are repaired in place", async (t) => {
+  view = await cluster.view();
+  const fleetNow = ownerOf('sb:{fleet}:instances');
+  const candidates: ClusterNode[] = [];
+  for (const master of await cluster.masters()) if (master !== fleetNow && (await cluster.replicasOf(master)).length > 0) candidates.push(master);
+  const victim = candidates[0];
+  if (victim === undefined) throw new Error('no live master with a replica, other than the one of the fleet keys');
+  const user = nameOn('frank', victim, userMaster);
+  const topic = nameOn('traffic', victim, topicMaster);
+  t.comment(`${user} and ${topic} on ${victim.addr}; the fleet's keys on ${fleetNow.addr}`);
+  await presence.acrossRedisFailover(
+    t,
+    user,
+    topic,
+    {
+      label: "Cluster, kill -9 of a master without the fleet's keys",
+      kill: async () => {
+        await cluster.killMaster(victim);
       },
       failedOver: async () => {
         const { ms, promoted } = await cluster.waitForFailover();
