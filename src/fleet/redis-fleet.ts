@@ -33,6 +33,11 @@ const MAX_DEAD_NAMED = 64;
 /** Counts written at once by a refresh, so a large one does not flood the connection. */
 const WRITE_CHUNK = 500;
 
+/** How often a replica beats (writes its state and count) and reads the fleet's, for a PRESENCE_TTL_MS. */
+export function heartbeatMsFor(presenceTtlMs: number): number {
+  return Math.min(MAX_HEARTBEAT_MS, Math.floor(presenceTtlMs / BEATS_PER_TTL));
+}
+
 export interface RedisFleetOptions {
   /** A replica that stopped beating drops out of every count within this. */
   presenceTtlMs: number;
@@ -67,6 +72,8 @@ export class RedisFleet implements Fleet {
   private failing = false;
   private readonly heartbeatMs: number;
   private readonly timers: NodeJS.Timeout[];
+  private beatTimer: NodeJS.Timeout | undefined;
+  private lookTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(
@@ -77,13 +84,11 @@ export class RedisFleet implements Fleet {
   ) {
     this.redis = definePresenceScripts(redis);
     this.instance = newInstanceId(local.replicaId);
-    this.heartbeatMs = Math.min(MAX_HEARTBEAT_MS, Math.floor(options.presenceTtlMs / BEATS_PER_TTL));
-    this.timers = [
-      setInterval(() => void this.beat(), this.heartbeatMs).unref(),
-      setInterval(() => void this.flushTopics(), TOPIC_FLUSH_MS).unref(),
-      setInterval(() => this.refreshAll(), REFRESH_MS).unref(),
-    ];
-    void this.beat();
+    this.heartbeatMs = heartbeatMsFor(options.presenceTtlMs);
+    this.timers = [setInterval(() => void this.flushTopics(), TOPIC_FLUSH_MS).unref(), setInterval(() => this.refreshAll(), REFRESH_MS).unref()];
+    // In the fleet at once, then on the fleet's common beat.
+    void this.beat().then(() => this.look());
+    this.scheduleBeat();
   }
 
   async reserve(userId: string): Promise<boolean> {
@@ -154,6 +159,7 @@ export class RedisFleet implements Fleet {
     return this.view.replicas;
   }
 
+  /** Written now, off the common beat: while a replica drains nobody rebalances, so its count need not be taken with the others'. */
   announce(): void {
     void this.beat();
   }
@@ -162,6 +168,8 @@ export class RedisFleet implements Fleet {
   async close(): Promise<void> {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
+    clearTimeout(this.beatTimer);
+    clearTimeout(this.lookTimer);
     await Promise.all([
       this.redis.del(fleetInstanceKey(this.instance)),
       this.redis.srem(fleetIndexKey, this.instance),
@@ -184,12 +192,30 @@ export class RedisFleet implements Fleet {
   }
 
   /**
-   * The heartbeat: renews this instance's key with its state and stream count, then reads every
-   * instance's (the view), notes the ones whose key expired as dead, and repairs what failed.
+   * The next heartbeat, at the next multiple of heartbeatMs on the wall clock, so every replica
+   * counts its streams at the same instants: the counts in one view were taken together, and a
+   * stream moving between replicas (on neither for at least RETRY_MS / 2) is not in two of them.
+   * The view is read half a heartbeat later, once every replica's count for that instant is in.
    */
+  private scheduleBeat(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    const due = (Math.floor(now / this.heartbeatMs) + 1) * this.heartbeatMs;
+    this.beatTimer = setTimeout(() => {
+      this.scheduleBeat();
+      void this.beat().then(() => {
+        if (this.closed) return;
+        this.lookTimer = setTimeout(() => void this.look(), Math.max(0, due + this.heartbeatMs / 2 - Date.now()));
+        this.lookTimer.unref();
+      });
+    }, due - now);
+    this.beatTimer.unref();
+  }
+
+  /** Renews this instance's key with its state, its stream count and when it counted them. */
   private async beat(): Promise<void> {
     if (this.closed) return;
-    const state = JSON.stringify({ r: this.local.replicaId, s: this.local.streamCount(), st: this.local.state() });
+    const state = JSON.stringify({ r: this.local.replicaId, s: this.local.streamCount(), st: this.local.state(), t: Date.now() });
     try {
       const [previous] = await Promise.all([
         this.redis.set(fleetInstanceKey(this.instance), state, 'PX', this.options.presenceTtlMs, 'GET'),
@@ -197,13 +223,23 @@ export class RedisFleet implements Fleet {
       ]);
       if (previous === null && this.beats > 0) this.reincarnate();
       this.beats++;
+      this.succeeded();
+    } catch (err) {
+      this.failed(err, 'fleet heartbeat failed');
+    }
+  }
+
+  /** Reads every instance's key (the view), notes the ones whose key expired as dead, and repairs what failed. */
+  private async look(): Promise<void> {
+    if (this.closed) return;
+    try {
       const now = Date.now();
       const instances = await this.redis.smembers(fleetIndexKey);
       const states = instances.length === 0 ? [] : await this.redis.mget(...instances.map(fleetInstanceKey));
       const replicas: ReplicaStatus[] = [];
       const dead: string[] = [];
       instances.forEach((instance, i) => {
-        const status = parseStatus(instance, states[i] ?? null);
+        const status = parseStatus(instance, states[i] ?? null, instance === this.instance);
         if (status === undefined) dead.push(instance);
         else replicas.push(status);
       });
@@ -217,7 +253,7 @@ export class RedisFleet implements Fleet {
       this.view = { atMs: now, replicas };
       this.succeeded();
     } catch (err) {
-      this.failed(err, 'fleet heartbeat failed');
+      this.failed(err, 'fleet view read failed');
       return;
     }
     await this.repairUsers();
@@ -307,9 +343,9 @@ export class RedisFleet implements Fleet {
 const STATES: readonly ReplicaState[] = ['ready', 'unready', 'draining'];
 
 /** An instance key's value → its status; undefined when the key has expired. Malformed → unready, so it blocks rebalancing. */
-function parseStatus(instance: string, value: string | null): ReplicaStatus | undefined {
+function parseStatus(instance: string, value: string | null, self: boolean): ReplicaStatus | undefined {
   if (value === null) return undefined;
-  let parsed: { r?: unknown; s?: unknown; st?: unknown } = {};
+  let parsed: { r?: unknown; s?: unknown; st?: unknown; t?: unknown } = {};
   try {
     parsed = JSON.parse(value) as typeof parsed;
   } catch {}
@@ -318,5 +354,7 @@ function parseStatus(instance: string, value: string | null): ReplicaStatus | un
     replicaId: typeof parsed.r === 'string' ? parsed.r : replicaOf(instance),
     streams: typeof parsed.s === 'number' && Number.isFinite(parsed.s) ? parsed.s : 0,
     state: STATES.includes(parsed.st as ReplicaState) ? (parsed.st as ReplicaState) : 'unready',
+    countedAtMs: typeof parsed.t === 'number' && Number.isFinite(parsed.t) ? parsed.t : undefined,
+    self,
   };
 }
