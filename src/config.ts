@@ -67,6 +67,7 @@ const EnvSchema = Type.Object({
   REBALANCE: Type.Boolean({ default: false }),
   REBALANCE_TOLERANCE: Type.Number({ default: 0.1, minimum: 0, maximum: 10 }),
   REBALANCE_RATE: Type.Integer({ default: 50, minimum: 1 }),
+  REBALANCE_SETTLE_MS: Type.Integer({ default: 10_000, minimum: 0, maximum: MAX_TIMER_MS }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
@@ -221,6 +222,11 @@ function toConfig(
     rebalanceTolerance: parsed.REBALANCE_TOLERANCE,
     /** Streams a replica sheds per second at most. */
     rebalanceRate: parsed.REBALANCE_RATE,
+    /**
+     * How long the fleet must stay as it is (no replica joining, leaving or changing state) before
+     * any replica sheds: longer than a rolling deploy's pause between one replica ready and the next drain.
+     */
+    rebalanceSettleMs: parsed.REBALANCE_SETTLE_MS,
     logLevel: parsed.LOG_LEVEL,
     unsubscribeDebounceMs: parsed.UNSUBSCRIBE_DEBOUNCE_MS,
     streamMaxBufferedBytes: parsed.STREAM_MAX_BUFFERED_BYTES,

@@ -11,6 +11,13 @@ export interface ReplicaStatus {
   replicaId: string;
   streams: number;
   state: ReplicaState;
+  /**
+   * When `streams` was counted, by that replica's clock (every replica counts at the same
+   * instants); undefined from a replica that does not say (an older version).
+   */
+  countedAtMs: number | undefined;
+  /** This replica's own entry, as it last wrote it. */
+  self: boolean;
 }
 
 export interface UserPresence {
@@ -98,7 +105,16 @@ export class MemoryFleet implements Fleet {
   }
 
   replicas(): readonly ReplicaStatus[] {
-    return [{ instance: this.instance, replicaId: this.local.replicaId, streams: this.local.streamCount(), state: this.local.state() }];
+    return [
+      {
+        instance: this.instance,
+        replicaId: this.local.replicaId,
+        streams: this.local.streamCount(),
+        state: this.local.state(),
+        countedAtMs: Date.now(),
+        self: true,
+      },
+    ];
   }
 
   announce(): void {}

@@ -44,6 +44,11 @@ const MAX_EMPTIED = 100_000;
 /** A topic count whose value in Redis is not known (a write failed, or Redis may have lost it): matches no real count, so the next flush writes it. */
 const UNKNOWN = -1;
 
+/** How often a replica beats (writes its state and count) and reads the fleet's, for a PRESENCE_TTL_MS. */
+export function heartbeatMsFor(presenceTtlMs: number): number {
+  return Math.min(MAX_HEARTBEAT_MS, Math.floor(presenceTtlMs / BEATS_PER_TTL));
+}
+
 export interface RedisFleetOptions {
   /** A replica that stopped beating drops out of every count within this. */
   presenceTtlMs: number;
@@ -94,6 +99,8 @@ export class RedisFleet implements Fleet {
   private failing = false;
   private readonly heartbeatMs: number;
   private readonly timers: NodeJS.Timeout[];
+  private beatTimer: NodeJS.Timeout | undefined;
+  private lookTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(
@@ -104,13 +111,11 @@ export class RedisFleet implements Fleet {
   ) {
     this.redis = definePresenceScripts(redis);
     this.instance = newInstanceId(local.replicaId);
-    this.heartbeatMs = Math.min(MAX_HEARTBEAT_MS, Math.floor(options.presenceTtlMs / BEATS_PER_TTL));
-    this.timers = [
-      setInterval(() => void this.beat(), this.heartbeatMs).unref(),
-      setInterval(() => void this.flushTopics(), TOPIC_FLUSH_MS).unref(),
-      setInterval(() => this.refreshAll(), REFRESH_MS).unref(),
-    ];
-    void this.beat();
+    this.heartbeatMs = heartbeatMsFor(options.presenceTtlMs);
+    this.timers = [setInterval(() => void this.flushTopics(), TOPIC_FLUSH_MS).unref(), setInterval(() => this.refreshAll(), REFRESH_MS).unref()];
+    // In the fleet at once, then on the fleet's common beat.
+    void this.beat().then(() => this.look());
+    this.scheduleBeat();
   }
 
   async reserve(userId: string): Promise<boolean> {
@@ -186,6 +191,7 @@ export class RedisFleet implements Fleet {
     return this.view.replicas;
   }
 
+  /** Written now, off the common beat: while a replica drains nobody rebalances, so its count need not be taken with the others'. */
   announce(): void {
     void this.beat();
   }
@@ -212,6 +218,8 @@ export class RedisFleet implements Fleet {
   async close(): Promise<void> {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
+    clearTimeout(this.beatTimer);
+    clearTimeout(this.lookTimer);
     await Promise.all([
       this.redis.del(fleetInstanceKey(this.instance)),
       this.redis.srem(fleetIndexKey, this.instance),
@@ -234,9 +242,27 @@ export class RedisFleet implements Fleet {
   }
 
   /**
-   * The heartbeat: renews this instance's key with its state and stream count, then reads every
-   * instance's (the view), notes the ones whose key expired as dead, and repairs what failed.
+   * The next heartbeat, at the next multiple of heartbeatMs on the wall clock, so every replica
+   * counts its streams at the same instants: the counts in one view were taken together, and a
+   * stream moving between replicas (on neither for at least RETRY_MS / 2) is not in two of them.
+   * The view is read half a heartbeat later, once every replica's count for that instant is in.
    */
+  private scheduleBeat(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    const due = (Math.floor(now / this.heartbeatMs) + 1) * this.heartbeatMs;
+    this.beatTimer = setTimeout(() => {
+      this.scheduleBeat();
+      void this.beat().then(() => {
+        if (this.closed) return;
+        this.lookTimer = setTimeout(() => void this.look(), Math.max(0, due + this.heartbeatMs / 2 - Date.now()));
+        this.lookTimer.unref();
+      });
+    }, due - now);
+    this.beatTimer.unref();
+  }
+
+  /** Renews this instance's key with its state, its stream count and when it counted them. */
   private async beat(): Promise<void> {
     if (this.closed) return;
     forgetOld(this.emptiedUsers);
@@ -246,32 +272,31 @@ export class RedisFleet implements Fleet {
       return;
     }
     this.beating = true;
-    let looked: boolean;
     try {
-      looked = await this.renewAndLook();
+      await this.renewKey(JSON.stringify({ r: this.local.replicaId, s: this.local.streamCount(), st: this.local.state(), t: Date.now() }));
+      this.succeeded();
+    } catch (err) {
+      this.failed(err, 'fleet heartbeat failed');
     } finally {
       this.beating = false;
     }
     if (this.beatAgain) {
       this.beatAgain = false;
-      void this.beat();
+      await this.beat();
     }
-    // Outside the guard: a long repair against a Redis that times out must not hold up the renewals.
-    if (looked) await this.repairUsers();
   }
 
-  /** Renews this instance's key, reads the fleet and names the dead; false when Redis failed it. */
-  private async renewAndLook(): Promise<boolean> {
-    const state = JSON.stringify({ r: this.local.replicaId, s: this.local.streamCount(), st: this.local.state() });
+  /** Reads every instance's key (the view), notes the ones whose key expired as dead, and repairs what failed. */
+  private async look(): Promise<void> {
+    if (this.closed) return;
     try {
-      await this.renewKey(state);
       const now = Date.now();
       const instances = await this.redis.smembers(fleetIndexKey);
       const states = instances.length === 0 ? [] : await this.redis.mget(...instances.map(fleetInstanceKey));
       const replicas: ReplicaStatus[] = [];
       const dead: string[] = [];
       instances.forEach((instance, i) => {
-        const status = parseStatus(instance, states[i] ?? null);
+        const status = parseStatus(instance, states[i] ?? null, instance === this.instance);
         if (status === undefined) dead.push(instance);
         else replicas.push(status);
       });
@@ -284,11 +309,11 @@ export class RedisFleet implements Fleet {
       this.dead = await this.redis.zrange(fleetDeadKey, String(-MAX_DEAD_NAMED), '-1');
       this.view = { atMs: now, replicas };
       this.succeeded();
-      return true;
     } catch (err) {
-      this.failed(err, 'fleet heartbeat failed');
-      return false;
+      this.failed(err, 'fleet view read failed');
+      return;
     }
+    await this.repairUsers();
   }
 
   /**
@@ -437,9 +462,9 @@ function forgetOld<K>(emptied: Map<K, number>): void {
 const STATES: readonly ReplicaState[] = ['ready', 'unready', 'draining'];
 
 /** An instance key's value → its status; undefined when the key has expired. Malformed → unready, so it blocks rebalancing. */
-function parseStatus(instance: string, value: string | null): ReplicaStatus | undefined {
+function parseStatus(instance: string, value: string | null, self: boolean): ReplicaStatus | undefined {
   if (value === null) return undefined;
-  let parsed: { r?: unknown; s?: unknown; st?: unknown } = {};
+  let parsed: { r?: unknown; s?: unknown; st?: unknown; t?: unknown } = {};
   try {
     parsed = JSON.parse(value) as typeof parsed;
   } catch {}
@@ -448,5 +473,7 @@ function parseStatus(instance: string, value: string | null): ReplicaStatus | un
     replicaId: typeof parsed.r === 'string' ? parsed.r : replicaOf(instance),
     streams: typeof parsed.s === 'number' && Number.isFinite(parsed.s) ? parsed.s : 0,
     state: STATES.includes(parsed.st as ReplicaState) ? (parsed.st as ReplicaState) : 'unready',
+    countedAtMs: typeof parsed.t === 'number' && Number.isFinite(parsed.t) ? parsed.t : undefined,
+    self,
   };
 }

@@ -6,7 +6,7 @@ import type { Lifecycle } from '../context.js';
 import type { StreamRegistry } from '../sse/stream-registry.js';
 import { type Fleet, type LocalReplica, MemoryFleet, type ReplicaState } from './fleet.js';
 import { Rebalancer } from './rebalancer.js';
-import { RedisFleet } from './redis-fleet.js';
+import { heartbeatMsFor, RedisFleet } from './redis-fleet.js';
 
 /**
  * The replica's place in the fleet: RedisFleet when Redis is configured, else MemoryFleet, and the
@@ -39,7 +39,14 @@ export function startFleet(
     ? new Rebalancer(
         fleet,
         { streamCount: () => registry.streamCount, state, oldest: (count) => registry.oldest(count) },
-        { tolerance: config.rebalanceTolerance, ratePerSecond: config.rebalanceRate, retryMs: config.retryMs },
+        {
+          tolerance: config.rebalanceTolerance,
+          ratePerSecond: config.rebalanceRate,
+          retryMs: config.retryMs,
+          drainMs: config.drainMs,
+          settleMs: config.rebalanceSettleMs,
+          heartbeatMs: heartbeatMsFor(config.presenceTtlMs),
+        },
         logger,
       )
     : undefined;

@@ -57,7 +57,7 @@ t.test("a job's callbackSecret signs its callbacks, and no other job's", async (
   t.equal(
     alice.callbackSecret,
     derive(MASTER, alice.correlationId),
-    'HMAC-SHA256(master, "switchboard-callback:" + correlationId), as the README\'s Security section says',
+    'HMAC-SHA256(master, "switchboard-callback:" + correlationId), as the Security section of docs/operations.md says',
   );
 
   const body = JSON.stringify({ status: 'done', rows: 1 });

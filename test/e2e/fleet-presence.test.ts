@@ -4,8 +4,9 @@
 // The same scenarios run on Sentinel (sentinel-presence.test.ts) and Cluster
 // (test/serial/cluster-presence.test.ts); they live in test/helpers/presence.ts.
 import t from 'tap';
+import { heartbeatMsFor } from '../../src/fleet/redis-fleet.js';
 import { fleetEnv, withFleet } from '../helpers/fleet.js';
-import { heartbeatMs, PresenceChecks } from '../helpers/presence.js';
+import { PresenceChecks } from '../helpers/presence.js';
 import { startRedis } from '../helpers/redis-server.js';
 import { startReplicas } from '../helpers/replica.js';
 
@@ -18,7 +19,7 @@ const CAP = 16;
  * the user counts, the next topic flush (every 500 ms) the topic counts; plus 2 s for a loaded
  * 2-core machine.
  */
-const RECOVERY_BOUND_MS = 1000 + heartbeatMs(PRESENCE_TTL_MS) + 500 + 2000;
+const RECOVERY_BOUND_MS = 1000 + heartbeatMsFor(PRESENCE_TTL_MS) + 500 + 2000;
 
 /** A replica starts in about a second, but this shared 2-core host under load has taken over 30 s. */
 const START_TIMEOUT_MS = 120_000;

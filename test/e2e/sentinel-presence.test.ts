@@ -3,8 +3,9 @@
 // the master while a user holds the whole cap. After the failover the counts are exact again, and
 // the cap has exactly the slots freed during the outage: none leaked, none counted twice.
 import t from 'tap';
+import { heartbeatMsFor } from '../../src/fleet/redis-fleet.js';
 import { fleetEnv, withFleet } from '../helpers/fleet.js';
-import { heartbeatMs, PresenceChecks } from '../helpers/presence.js';
+import { PresenceChecks } from '../helpers/presence.js';
 import { startRedisSentinel } from '../helpers/redis-sentinel.js';
 import { startReplicas } from '../helpers/replica.js';
 
@@ -21,7 +22,7 @@ const CAP = 16;
  * reconnect backoff (at most 1 s), its next heartbeat rewrites the user counts, the next topic
  * flush (every 500 ms) the topic counts; plus 2 s for a loaded 2-core machine.
  */
-const RECOVERY_BOUND_MS = 1000 + heartbeatMs(PRESENCE_TTL_MS) + 500 + 2000;
+const RECOVERY_BOUND_MS = 1000 + heartbeatMsFor(PRESENCE_TTL_MS) + 500 + 2000;
 
 /** A replica starts in about a second, but this shared 2-core host under load has taken over 30 s. */
 const START_TIMEOUT_MS = 120_000;

@@ -36,9 +36,6 @@ export interface RedisFailover {
 
 const sorted = (record: Record<string, number>): [string, number][] => Object.entries(record).sort(([a], [b]) => a.localeCompare(b));
 
-/** The heartbeat interval RedisFleet derives from PRESENCE_TTL_MS (a third of it, at most 2 s). */
-export const heartbeatMs = (presenceTtlMs: number): number => Math.min(2000, Math.floor(presenceTtlMs / 3));
-
 /**
  * The presence calls and scenarios for one fleet. The replicas are taken in order: r1, r2, r3;
  * `killReplica` kills r3, so it runs last.

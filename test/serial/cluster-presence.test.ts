@@ -4,8 +4,9 @@
 // cap: first the one that holds the fleet's own keys (the `{fleet}` hash tag: every replica's
 // heartbeat key and the index of replicas), then another.
 import t from 'tap';
+import { heartbeatMsFor } from '../../src/fleet/redis-fleet.js';
 import { fleetEnv, withFleet } from '../helpers/fleet.js';
-import { heartbeatMs, PresenceChecks } from '../helpers/presence.js';
+import { PresenceChecks } from '../helpers/presence.js';
 import { type ClusterNode, startRedisCluster } from '../helpers/redis-cluster.js';
 import { startReplicas } from '../helpers/replica.js';
 
@@ -22,7 +23,7 @@ const CAP = 16;
  * slot map again within 1 s, its next heartbeat rejoins and rewrites the user counts, the next
  * topic flush (every 500 ms) the topic counts; plus 2 s for a loaded 2-core machine.
  */
-const RECOVERY_BOUND_MS = 1000 + heartbeatMs(PRESENCE_TTL_MS) + 500 + 2000;
+const RECOVERY_BOUND_MS = 1000 + heartbeatMsFor(PRESENCE_TTL_MS) + 500 + 2000;
 
 /** A replica starts in about a second, but this shared 2-core host under load has taken over 30 s. */
 const START_TIMEOUT_MS = 120_000;
