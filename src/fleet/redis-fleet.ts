@@ -92,7 +92,7 @@ export class RedisFleet implements Fleet {
   private view: { atMs: number; replicas: ReplicaStatus[] } | undefined;
   /** This instance's key was written once: from then on a heartbeat only renews it, never makes it again. */
   private joined = false;
-  /** A heartbeat's renewal and reads are under way: another one now would race it (two rejoins for one expiry). */
+  /** A heartbeat's renewal is under way: another one now would race it (two rejoins for one expiry). */
   private beating = false;
   /** A heartbeat was asked for meanwhile (a drain began): it runs once the current one ends. */
   private beatAgain = false;
