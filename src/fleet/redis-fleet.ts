@@ -32,6 +32,17 @@ const DEAD_MEMORY_MS = 60 * 60_000;
 const MAX_DEAD_NAMED = 64;
 /** Counts written at once by a refresh, so a large one does not flood the connection. */
 const WRITE_CHUNK = 500;
+/**
+ * A count this replica took to 0 is remembered this long, and written as 0 again by every rewrite
+ * and refresh meanwhile: a failover may have undone that write, and the replica holds nothing
+ * there any more that would make it write again. One refresh round: however the failover was
+ * noticed, or not noticed at all, the next round writes it.
+ */
+const EMPTIED_MEMORY_MS = REFRESH_MS;
+/** Counts taken to 0 remembered at most (the newest): a bound on memory and on one rewrite's writes. */
+const MAX_EMPTIED = 100_000;
+/** A topic count whose value in Redis is not known (a write failed, or Redis may have lost it): matches no real count, so the next flush writes it. */
+const UNKNOWN = -1;
 
 /** How often a replica beats (writes its state and count) and reads the fleet's, for a PRESENCE_TTL_MS. */
 export function heartbeatMsFor(presenceTtlMs: number): number {
@@ -54,6 +65,14 @@ export interface RedisFleetOptions {
  * of what changed, every TOPIC_FLUSH_MS, so a burst of opens costs a few writes, not one each.
  * Each instance writes only its own field; instances found dead have their fields pruned by later
  * writes, and their slots stop counting against the cap.
+ *
+ * The same on all three Redis modes. On Cluster every command stays in one slot: a channel's
+ * presence hash shares its channel's hash tag (one script, one key), and the fleet's own keys share
+ * `{fleet}` (the heartbeat's MGET of every instance key). Across a failover (Sentinel, or one
+ * Cluster shard) writes that failed are repaired by the next heartbeat, and those Redis may have
+ * lost (acknowledged by the old master, never replicated) are written again when the backplane's
+ * subscriber comes back for those channels (`rewrite`), with every count taken to 0 lately; an
+ * instance whose key expired meanwhile rejoins under a new id and writes everything again.
  */
 export class RedisFleet implements Fleet {
   private readonly redis: (Redis | Cluster) & PresenceCommands;
@@ -62,13 +81,21 @@ export class RedisFleet implements Fleet {
   private readonly leases = new Map<string, number>();
   /** Reserves sent and not yet answered, per user: a repair then waits, or it could undo one. */
   private readonly inFlight = new Map<string, number>();
-  /** Users whose field in Redis may be wrong (a write failed): rewritten on the next heartbeat. */
+  /** Users whose field in Redis may be wrong (a write failed, or Redis may have lost it): rewritten on the next heartbeat. */
   private readonly dirtyUsers = new Set<string>();
-  /** Per topic channel, the count last written. */
-  private flushedTopics = new Map<ChannelName, number>();
+  /** Per topic channel, the count last written (UNKNOWN: to be written again). */
+  private readonly flushedTopics = new Map<ChannelName, number>();
+  /** Users and topics whose count here went to 0 lately, oldest first, with when (EMPTIED_MEMORY_MS). */
+  private readonly emptiedUsers = new Map<string, number>();
+  private readonly emptiedTopics = new Map<ChannelName, number>();
   private dead: string[] = [];
   private view: { atMs: number; replicas: ReplicaStatus[] } | undefined;
-  private beats = 0;
+  /** This instance's key was written once: from then on a heartbeat only renews it, never makes it again. */
+  private joined = false;
+  /** A heartbeat's renewal is under way: another one now would race it (two rejoins for one expiry). */
+  private beating = false;
+  /** A heartbeat was asked for meanwhile (a drain began): it runs once the current one ends. */
+  private beatAgain = false;
   private failing = false;
   private readonly heartbeatMs: number;
   private readonly timers: NodeJS.Timeout[];
@@ -107,8 +134,10 @@ export class RedisFleet implements Fleet {
       taken = total >= 0;
       this.succeeded();
     } catch (err) {
-      // Redis trouble must not lock users out: the slot is taken here and the count repaired once
-      // Redis answers again (while it does not, the stream is sent to retry anyway).
+      // Redis trouble must not lock users out (a 429 makes a browser give up for good): the slot is
+      // taken here and the count repaired once Redis answers again. Behind one Redis or Sentinel
+      // the stream is sent to retry anyway meanwhile (the backplane is not ready); on a Cluster
+      // with only this user's shard down it may open, beyond the cap, and counts once it is back.
       this.failed(err, 'presence reserve failed; the count is repaired later');
       this.dirtyUsers.add(userId);
       taken = true;
@@ -124,7 +153,10 @@ export class RedisFleet implements Fleet {
   release(userId: string): void {
     const left = (this.leases.get(userId) ?? 0) - 1;
     if (left > 0) this.leases.set(userId, left);
-    else this.leases.delete(userId);
+    else {
+      this.leases.delete(userId);
+      remember(this.emptiedUsers, userId);
+    }
     // A user awaiting repair gets its whole count written then; a -1 now would count twice.
     if (this.dirtyUsers.has(userId) || this.closed) return;
     this.redis.sbPresenceRelease(channelKeys(userChannel(userId)).presence, this.instance).then(
@@ -162,6 +194,24 @@ export class RedisFleet implements Fleet {
   /** Written now, off the common beat: while a replica drains nobody rebalances, so its count need not be taken with the others'. */
   announce(): void {
     void this.beat();
+  }
+
+  /**
+   * Redis may have lost or undone presence writes for these channels (all of them when undefined):
+   * the backplane's subscriber came back, after a failover, a restart of Redis, or a rebuilt
+   * connection. A promoted replica lacks what its old master acknowledged and had not yet passed
+   * on (replication is asynchronous), so every count this replica holds there is written again,
+   * whole, on the next heartbeat (users) and flush (topics).
+   */
+  rewrite(channels?: readonly ChannelName[]): void {
+    if (channels === undefined) {
+      this.refreshAll();
+      return;
+    }
+    const concerned = new Set(channels);
+    for (const userId of this.leases.keys()) if (concerned.has(userChannel(userId))) this.dirtyUsers.add(userId);
+    for (const channel of this.flushedTopics.keys()) if (concerned.has(channel)) this.flushedTopics.set(channel, UNKNOWN);
+    this.zeroAgain();
   }
 
   /** Leaves at once: the instance key goes (no reader counts it any more) and it is named dead (its fields are pruned). */
@@ -215,17 +265,24 @@ export class RedisFleet implements Fleet {
   /** Renews this instance's key with its state, its stream count and when it counted them. */
   private async beat(): Promise<void> {
     if (this.closed) return;
-    const state = JSON.stringify({ r: this.local.replicaId, s: this.local.streamCount(), st: this.local.state(), t: Date.now() });
+    forgetOld(this.emptiedUsers);
+    forgetOld(this.emptiedTopics);
+    if (this.beating) {
+      this.beatAgain = true;
+      return;
+    }
+    this.beating = true;
     try {
-      const [previous] = await Promise.all([
-        this.redis.set(fleetInstanceKey(this.instance), state, 'PX', this.options.presenceTtlMs, 'GET'),
-        this.redis.sadd(fleetIndexKey, this.instance),
-      ]);
-      if (previous === null && this.beats > 0) this.reincarnate();
-      this.beats++;
+      await this.renewKey(JSON.stringify({ r: this.local.replicaId, s: this.local.streamCount(), st: this.local.state(), t: Date.now() }));
       this.succeeded();
     } catch (err) {
       this.failed(err, 'fleet heartbeat failed');
+    } finally {
+      this.beating = false;
+    }
+    if (this.beatAgain) {
+      this.beatAgain = false;
+      await this.beat();
     }
   }
 
@@ -260,21 +317,64 @@ export class RedisFleet implements Fleet {
   }
 
   /**
-   * This instance's key had expired (the process stalled past the TTL, or Redis lost its data):
-   * others may have named it dead and be pruning its fields. It goes on as a new instance and
-   * writes all its counts again under that name.
+   * Renews this instance's key (`XX`: only while it exists) and its place in the index. A key that
+   * is gone (it expired while heartbeats failed: a Redis failover longer than PRESENCE_TTL_MS, a
+   * stalled process; or Redis lost it) is not made again under the same id: other replicas may
+   * already have named that id dead, and a key made again would bring its stale fields back into
+   * every count beside the rewritten ones. The replica rejoins as a new instance instead.
    */
-  private reincarnate(): void {
-    const old = this.instance;
-    this.instance = newInstanceId(this.local.replicaId);
-    this.logger.warn({ old, instance: this.instance }, 'this replica had dropped out of the fleet; rejoining under a new instance id');
-    this.refreshAll();
+  private async renewKey(state: string): Promise<void> {
+    const ttl = this.options.presenceTtlMs;
+    const renewed = this.joined && (await this.redis.set(fleetInstanceKey(this.instance), state, 'PX', ttl, 'XX')) !== null;
+    // Gone because close() deleted it: this replica is leaving, not rejoining.
+    if (this.closed) return;
+    if (!renewed) {
+      if (this.joined) await this.reincarnate();
+      await this.redis.set(fleetInstanceKey(this.instance), state, 'PX', ttl);
+      this.joined = true;
+    }
+    // Every beat, not only the first: an index that Redis lost (a failover) is rebuilt by the next round.
+    await this.redis.sadd(fleetIndexKey, this.instance);
   }
 
-  /** Every count written again on the next rounds (see REFRESH_MS). */
+  /**
+   * This instance's key had expired: others may have named it dead and be pruning its fields. It
+   * goes on as a new instance, names the old one dead itself (so its own writes prune the old
+   * fields at once, and no reader waits for another heartbeat to stop counting them), and writes
+   * all its counts again under the new name.
+   */
+  private async reincarnate(): Promise<void> {
+    const old = this.instance;
+    this.instance = newInstanceId(this.local.replicaId);
+    this.joined = false;
+    this.dead = [...this.dead.filter((instance) => instance !== old).slice(1 - MAX_DEAD_NAMED), old];
+    this.refreshAll();
+    this.logger.warn({ old, instance: this.instance }, 'this replica had dropped out of the fleet; rejoining under a new instance id');
+    await Promise.all([this.redis.zadd(fleetDeadKey, Date.now(), old), this.redis.srem(fleetIndexKey, old)]);
+  }
+
+  /**
+   * Every count written again on the next rounds (see REFRESH_MS). A topic is marked, not
+   * forgotten: one this replica no longer holds may still show its old count (a write of 0 that
+   * failed), and must be written as 0.
+   */
   private refreshAll(): void {
     for (const userId of this.leases.keys()) this.dirtyUsers.add(userId);
-    this.flushedTopics = new Map();
+    for (const channel of this.flushedTopics.keys()) this.flushedTopics.set(channel, UNKNOWN);
+    this.zeroAgain();
+  }
+
+  /**
+   * The counts taken to 0 lately (EMPTIED_MEMORY_MS) are written as 0 again. Such a channel is no
+   * longer held here, so a rewrite cannot name it (nor, on a Cluster, tell its shard): each is
+   * written wherever it lives. Without this, a last release that a failover undid would keep one
+   * of the user's slots taken for as long as the presence key lives.
+   */
+  private zeroAgain(): void {
+    forgetOld(this.emptiedUsers);
+    forgetOld(this.emptiedTopics);
+    for (const userId of this.emptiedUsers.keys()) this.dirtyUsers.add(userId);
+    for (const channel of this.emptiedTopics.keys()) this.flushedTopics.set(channel, UNKNOWN);
   }
 
   /** Writes the whole count of each user whose field may be wrong, unless a reserve of theirs is in flight. */
@@ -307,14 +407,17 @@ export class RedisFleet implements Fleet {
     const flushed = this.flushedTopics;
     for (const [channel, n] of changed) {
       if (n > 0) flushed.set(channel, n);
-      else flushed.delete(channel);
+      else {
+        flushed.delete(channel);
+        remember(this.emptiedTopics, channel);
+      }
     }
     for (let i = 0; i < changed.length; i += WRITE_CHUNK) {
       await Promise.all(
         changed.slice(i, i + WRITE_CHUNK).map(([channel, n]) =>
           this.writeCount(channelKeys(channel).presence, n).catch((err: unknown) => {
             // Written again on the next flush: it no longer matches what was last written.
-            flushed.set(channel, -1);
+            flushed.set(channel, UNKNOWN);
             this.failed(err, 'topic presence flush failed');
           }),
         ),
@@ -337,6 +440,22 @@ export class RedisFleet implements Fleet {
     if (this.failing) return;
     this.failing = true;
     this.logger.warn({ err }, message);
+  }
+}
+
+/** Notes `key` as taken to 0 now (moved to the newest end), within MAX_EMPTIED. */
+function remember<K>(emptied: Map<K, number>, key: K): void {
+  emptied.delete(key);
+  emptied.set(key, Date.now());
+  if (emptied.size > MAX_EMPTIED) emptied.delete(emptied.keys().next().value as K);
+}
+
+/** Drops what was taken to 0 longer than EMPTIED_MEMORY_MS ago (oldest first, so it stops at the first younger one). */
+function forgetOld<K>(emptied: Map<K, number>): void {
+  const since = Date.now() - EMPTIED_MEMORY_MS;
+  for (const [key, atMs] of emptied) {
+    if (atMs > since) return;
+    emptied.delete(key);
   }
 }
 

@@ -26,10 +26,15 @@ export function startFleet(
     streamsOn: (channel) => registry.streamsOn(channel),
     channelStreams: () => registry.channelStreams(),
   };
-  const fleet: Fleet =
-    parts.redis === undefined
-      ? new MemoryFleet(local, config.maxConnectionsPerUser)
-      : new RedisFleet(parts.redis, local, { presenceTtlMs: config.presenceTtlMs, maxStreamsPerUser: config.maxConnectionsPerUser }, logger);
+  let fleet: Fleet;
+  if (parts.redis === undefined) fleet = new MemoryFleet(local, config.maxConnectionsPerUser);
+  else {
+    const redisFleet = new RedisFleet(parts.redis, local, { presenceTtlMs: config.presenceTtlMs, maxStreamsPerUser: config.maxConnectionsPerUser }, logger);
+    // A subscriber that came back means Redis itself may have changed under it (a failover, on one
+    // Cluster shard or behind Sentinel; a restart): the presence counts there are written again.
+    backplane.onResubscribed((channels) => redisFleet.rewrite(channels));
+    fleet = redisFleet;
+  }
   const rebalancer = config.rebalance
     ? new Rebalancer(
         fleet,

@@ -1,5 +1,8 @@
-// A fleet for end-to-end tests: one real redis-server and N real replica processes sharing its
-// secrets, plus the few calls every e2e test makes (mint a token, open a stream, publish).
+// A fleet for end-to-end tests: one real redis-server (or a Redis Cluster, or a Sentinel set) and
+// N real replica processes sharing its secrets, plus the few calls every e2e test makes (mint a
+// token, open a stream, publish).
+import type { RedisCluster } from './redis-cluster.js';
+import type { RedisSentinelSet } from './redis-sentinel.js';
 import { startRedis, type RedisServer, type StartRedisOptions } from './redis-server.js';
 import { startReplicas, type Replica, type ReplicaEnv, type TeardownHost } from './replica.js';
 import { openSse, type OpenSseOptions, type SseConnection } from './sse-client.js';
@@ -15,8 +18,11 @@ export interface Endpoint {
   readonly replicaId: string;
 }
 
-export interface Fleet<R extends Endpoint = Replica> {
-  redis: RedisServer;
+/** The Redis a fleet runs on, in any of the three modes. */
+export type FleetRedis = RedisServer | RedisCluster | RedisSentinelSet;
+
+export interface Fleet<R extends Endpoint = Replica, S extends FleetRedis = RedisServer> {
+  redis: S;
   replicas: R[];
   /** A subscriber token for the user (and topics), minted through a replica's API. */
   token(userId: string, opts?: { topics?: string[]; ttlSeconds?: number; via?: Endpoint }): Promise<string>;
@@ -26,9 +32,9 @@ export interface Fleet<R extends Endpoint = Replica> {
 }
 
 /** The env every fleet replica shares: the fleet's Redis and secrets, then the test's own `env`. */
-export function fleetEnv(redis: RedisServer, env: ReplicaEnv = {}): ReplicaEnv {
+export function fleetEnv(redis: FleetRedis, env: ReplicaEnv = {}): ReplicaEnv {
   return {
-    REDIS_URL: redis.url,
+    ...redisEnv(redis),
     STREAM_TOKEN_SECRET,
     PUBLISH_API_KEY,
     // Most e2e tests post unsigned callbacks; the signing tests set CALLBACK_SECRET.
@@ -44,8 +50,30 @@ export async function startFleet(t: TeardownHost, replicaCount: number, env: Rep
   return withFleet(redis, replicas);
 }
 
-export function withFleet<R extends Endpoint>(redis: RedisServer, replicas: R[]): Fleet<R> {
-  const fleet: Fleet<R> = {
+/**
+ * How a replica reaches `redis`: REDIS_URL for one server, REDIS_CLUSTER_NODES for a Cluster,
+ * REDIS_SENTINELS and REDIS_SENTINEL_NAME for a Sentinel set (and the other modes' variables
+ * removed, should the test's own environment carry one: exactly one mode is allowed).
+ */
+function redisEnv(redis: FleetRedis): ReplicaEnv {
+  if ('seeds' in redis) {
+    return { REDIS_URL: undefined, REDIS_SENTINELS: undefined, REDIS_CLUSTER_NODES: redis.seeds.join(','), REDIS_PASSWORD: redis.password };
+  }
+  if ('sentinels' in redis) {
+    return {
+      REDIS_URL: undefined,
+      REDIS_CLUSTER_NODES: undefined,
+      REDIS_SENTINELS: redis.sentinels.join(','),
+      REDIS_SENTINEL_NAME: redis.name,
+      REDIS_PASSWORD: redis.password,
+      REDIS_SENTINEL_PASSWORD: redis.sentinelPassword,
+    };
+  }
+  return { REDIS_URL: redis.url };
+}
+
+export function withFleet<R extends Endpoint, S extends FleetRedis = RedisServer>(redis: S, replicas: R[]): Fleet<R, S> {
+  const fleet: Fleet<R, S> = {
     redis,
     replicas,
     async token(userId, opts = {}) {
