@@ -3,9 +3,8 @@
 // the master while a user holds the whole cap. After the failover the counts are exact again, and
 // the cap has exactly the slots freed during the outage: none leaked, none counted twice.
 import t from 'tap';
-import { heartbeatMsFor } from '../../src/fleet/redis-fleet.js';
 import { fleetEnv, withFleet } from '../helpers/fleet.js';
-import { PresenceChecks } from '../helpers/presence.js';
+import { PresenceChecks, REPLICA_START_TIMEOUT_MS, recoveryBoundMs } from '../helpers/presence.js';
 import { startRedisSentinel } from '../helpers/redis-sentinel.js';
 import { startReplicas } from '../helpers/replica.js';
 
@@ -17,21 +16,13 @@ import { startReplicas } from '../helpers/replica.js';
  */
 const PRESENCE_TTL_MS = 10_000;
 const CAP = 16;
-/**
- * After the sentinels agree on the new master: a replica's connection finds it within its
- * reconnect backoff (at most 1 s), its next heartbeat rewrites the user counts, the next topic
- * flush (every 500 ms) the topic counts; plus 2 s for a loaded 2-core machine.
- */
-const RECOVERY_BOUND_MS = 1000 + heartbeatMsFor(PRESENCE_TTL_MS) + 500 + 2000;
-
-/** A replica starts in about a second, but this shared 2-core host under load has taken over 30 s. */
-const START_TIMEOUT_MS = 120_000;
+const RECOVERY_BOUND_MS = recoveryBoundMs(PRESENCE_TTL_MS);
 
 const sentinel = await startRedisSentinel(t);
 const fleet = withFleet(
   sentinel,
   await startReplicas(t, 3, fleetEnv(sentinel, { PRESENCE_TTL_MS: String(PRESENCE_TTL_MS), MAX_CONNECTIONS_PER_USER: String(CAP), PROBE_INTERVAL_MS: '500' }), {
-    timeoutMs: START_TIMEOUT_MS,
+    timeoutMs: REPLICA_START_TIMEOUT_MS,
   }),
 );
 const presence = new PresenceChecks(fleet, { presenceTtlMs: PRESENCE_TTL_MS, cap: CAP });

@@ -4,11 +4,23 @@
 // processes and the names it should use, so a Cluster test can pick users and topics whose keys
 // land on the masters it wants.
 import type { Test } from 'tap';
+import { heartbeatMsFor } from '../../src/fleet/redis-fleet.js';
 import { type Endpoint, type Fleet, type FleetRedis, PUBLISH_API_KEY, waitOpen } from './fleet.js';
 import { getJson } from './http.js';
 import type { Replica } from './replica.js';
 import type { SseConnection } from './sse-client.js';
 import { waitFor } from './wait-for.js';
+
+/** A replica starts in about a second, but this shared 2-core host under load has taken over 30 s. */
+export const REPLICA_START_TIMEOUT_MS = 120_000;
+
+/**
+ * How long after Redis is serving again (back, or failed over) the counts must be exact: a
+ * replica's connection finds it within its reconnect backoff (at most 1 s), its next heartbeat
+ * rewrites the user counts (or rejoins under a new instance id when its key is gone), the next
+ * topic flush (every 500 ms) the topic counts; plus 2 s for a loaded 2-core machine.
+ */
+export const recoveryBoundMs = (presenceTtlMs: number): number => 1000 + heartbeatMsFor(presenceTtlMs) + 500 + 2000;
 
 export interface UserPresence {
   userId: string;

@@ -3,10 +3,9 @@
 // keys land on different masters, and two kill -9s of a master while a user on it holds the whole
 // cap: first the one that holds the fleet's own keys (the `{fleet}` hash tag: every replica's
 // heartbeat key and the index of replicas), then another.
-import t from 'tap';
-import { heartbeatMsFor } from '../../src/fleet/redis-fleet.js';
+import t, { type Test } from 'tap';
 import { fleetEnv, withFleet } from '../helpers/fleet.js';
-import { PresenceChecks } from '../helpers/presence.js';
+import { PresenceChecks, REPLICA_START_TIMEOUT_MS, recoveryBoundMs } from '../helpers/presence.js';
 import { type ClusterNode, startRedisCluster } from '../helpers/redis-cluster.js';
 import { startReplicas } from '../helpers/replica.js';
 
@@ -18,22 +17,14 @@ import { startReplicas } from '../helpers/replica.js';
  */
 const PRESENCE_TTL_MS = 1500;
 const CAP = 16;
-/**
- * After the cluster settled on the promoted replica: the replica's Cluster connection reads the
- * slot map again within 1 s, its next heartbeat rejoins and rewrites the user counts, the next
- * topic flush (every 500 ms) the topic counts; plus 2 s for a loaded 2-core machine.
- */
-const RECOVERY_BOUND_MS = 1000 + heartbeatMsFor(PRESENCE_TTL_MS) + 500 + 2000;
-
-/** A replica starts in about a second, but this shared 2-core host under load has taken over 30 s. */
-const START_TIMEOUT_MS = 120_000;
+const RECOVERY_BOUND_MS = recoveryBoundMs(PRESENCE_TTL_MS);
 
 // A dead master's slots stop answering, but the other shards go on (as in cluster-failover.test.ts).
 const cluster = await startRedisCluster(t, { extraArgs: ['--cluster-require-full-coverage', 'no'] });
 const fleet = withFleet(
   cluster,
   await startReplicas(t, 3, fleetEnv(cluster, { PRESENCE_TTL_MS: String(PRESENCE_TTL_MS), MAX_CONNECTIONS_PER_USER: String(CAP), PROBE_INTERVAL_MS: '500' }), {
-    timeoutMs: START_TIMEOUT_MS,
+    timeoutMs: REPLICA_START_TIMEOUT_MS,
   }),
 );
 const presence = new PresenceChecks(fleet, { presenceTtlMs: PRESENCE_TTL_MS, cap: CAP });
@@ -74,26 +65,23 @@ t.test('Cluster: the 17th stream of a user gets 429 on any replica, and a close 
   }
 });
 
+/** The failover step of `acrossRedisFailover`: kill -9 this master, then wait until the cluster has settled. */
+const killMaster = (t: Test, master: ClusterNode, label: string) => ({
+  label,
+  kill: async () => {
+    await cluster.killMaster(master);
+  },
+  failedOver: async () => {
+    const { ms, promoted } = await cluster.waitForFailover();
+    t.comment(`the cluster settled ${ms} ms after the kill, ${promoted.map((node) => node.addr).join(', ')} serving the dead master's slots`);
+  },
+});
+
 t.test("Cluster: kill -9 the master of the fleet's keys; after the failover the counts are exact again and the cap leaks no slot", async (t) => {
   const user = nameOn('erin', fleetMaster, userMaster);
   const topic = nameOn('weather', fleetMaster, topicMaster);
   t.comment(`the fleet's keys, ${user} and ${topic} on ${fleetMaster.addr}`);
-  await presence.acrossRedisFailover(
-    t,
-    user,
-    topic,
-    {
-      label: "Cluster, kill -9 of the fleet keys' master",
-      kill: async () => {
-        await cluster.killMaster(fleetMaster);
-      },
-      failedOver: async () => {
-        const { ms, promoted } = await cluster.waitForFailover();
-        t.comment(`the cluster settled ${ms} ms after the kill, ${promoted.map((node) => node.addr).join(', ')} serving the dead master's slots`);
-      },
-    },
-    RECOVERY_BOUND_MS,
-  );
+  await presence.acrossRedisFailover(t, user, topic, killMaster(t, fleetMaster, "Cluster, kill -9 of the fleet keys' master"), RECOVERY_BOUND_MS);
 });
 
 t.test("Cluster: kill -9 a master without the fleet's keys; the other shards' heartbeats go on, and the counts are repaired in place", async (t) => {
@@ -106,22 +94,7 @@ t.test("Cluster: kill -9 a master without the fleet's keys; the other shards' he
   const user = nameOn('frank', victim, userMaster);
   const topic = nameOn('traffic', victim, topicMaster);
   t.comment(`${user} and ${topic} on ${victim.addr}; the fleet's keys on ${fleetNow.addr}`);
-  await presence.acrossRedisFailover(
-    t,
-    user,
-    topic,
-    {
-      label: "Cluster, kill -9 of a master without the fleet's keys",
-      kill: async () => {
-        await cluster.killMaster(victim);
-      },
-      failedOver: async () => {
-        const { ms, promoted } = await cluster.waitForFailover();
-        t.comment(`the cluster settled ${ms} ms after the kill, ${promoted.map((node) => node.addr).join(', ')} serving the dead master's slots`);
-      },
-    },
-    RECOVERY_BOUND_MS,
-  );
+  await presence.acrossRedisFailover(t, user, topic, killMaster(t, victim, "Cluster, kill -9 of a master without the fleet's keys"), RECOVERY_BOUND_MS);
 });
 
 t.test('Cluster: a replica killed with SIGKILL leaves every count, and its slots of the cap, within PRESENCE_TTL_MS', async (t) => {
