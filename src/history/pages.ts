@@ -43,6 +43,8 @@ export function pageBytes(page: readonly ChannelMessage[]): number {
 export class HistoryPager {
   private after: Position;
   private entries: number;
+  /** What the next page is expected to weigh: its entries at the average size of the last page. */
+  private expectedBytes = PAGE_BYTES;
 
   constructor(
     private readonly backplane: Backplane,
@@ -54,12 +56,18 @@ export class HistoryPager {
     this.entries = firstEntries;
   }
 
+  /** About what the next page will weigh (PAGE_BYTES until a page was read): what a reader draws from the replay budget before reading it. */
+  get nextPageBytes(): number {
+    return this.expectedBytes;
+  }
+
   async next(): Promise<HistoryPage> {
     const asked = this.entries;
     const read = await this.backplane.readHistory(this.channel, this.after, asked);
     const last = read.entries.at(-1);
     if (last !== undefined) this.after = last.position;
     this.entries = nextPageEntries(read.entries, asked);
+    if (read.entries.length > 0) this.expectedBytes = Math.ceil((pageBytes(read.entries) / read.entries.length) * this.entries);
     return { ...read, reachedNewest: read.entries.length < asked || last === undefined || last.positionText === read.lastText };
   }
 }

@@ -41,6 +41,11 @@ export class ChannelReplay {
     return this.next >= this.page.length && !this.exhausted;
   }
 
+  /** About what the next page will weigh, drawn from the replay budget before it is read. */
+  get nextPageBytes(): number {
+    return this.pager.nextPageBytes;
+  }
+
   shift(): ChannelMessage {
     return this.page[this.next++] as ChannelMessage;
   }
@@ -82,6 +87,8 @@ export interface ReplaySink {
    * (closed, or cut for not reading in time).
    */
   drained(): Promise<boolean>;
+  /** The stream ended (closed, or cut): nothing more is written to it. */
+  readonly ended: boolean;
 }
 
 /**
@@ -90,15 +97,28 @@ export interface ReplaySink {
  * the replica one page per channel, however long the history and however slow the client; and
  * only as the replica's replay budget allows, so many resumes at once cannot crowd out the rest.
  * Returns the number of events written.
+ *
+ * Every page is drawn from the budget, the first pages (read by the plan, before the stream's
+ * reset is known) included; a later page is drawn before it is read, so the budget paces the Redis
+ * read, its parsing and its writes alike, and a stream that waits its turn holds no page meanwhile.
  */
 export async function replayHistory(replays: readonly ChannelReplay[], budget: ReplayBudget, sink: ReplaySink): Promise<number> {
   let written = 0;
+  for (const replay of replays) budget.draw(pageBytes(replay.pending));
   for (;;) {
     for (const replay of replays) {
       if (!replay.needsPage) continue;
       if (!(await sink.drained())) return written;
+      const expected = replay.nextPageBytes;
+      await budget.take(expected);
+      // The client left while this replay waited its turn: give the draw back, read nothing.
+      if (sink.ended) {
+        budget.draw(-expected);
+        return written;
+      }
       const gap = await replay.readPage();
-      await budget.take(pageBytes(replay.pending));
+      // Settles the draw: the page as read, against what was expected of it.
+      budget.draw(pageBytes(replay.pending) - expected);
       if (gap !== undefined) sink.gap(replay.channel, gap);
     }
     let oldest: ChannelReplay | undefined;

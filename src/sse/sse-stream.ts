@@ -26,8 +26,14 @@ export interface EncodedEvent {
   body: string;
   /** The body's length in UTF-8 bytes. */
   bodyBytes: number;
-  /** `id: <segment>` + body: the whole event for a stream that joined only this channel. */
-  whole: Buffer;
+  /**
+   * `id: <segment>` + body: the whole event for a stream that joined only this channel. Made on
+   * first use and then shared: a stream of several channels writes its own id line and `body`
+   * instead, so an event (or a replayed page) that reaches only such streams never makes it.
+   */
+  readonly whole: Buffer;
+  /** The length of `whole`, known without making it. */
+  wholeBytes: number;
 }
 
 export interface SseStreamOptions {
@@ -163,7 +169,7 @@ export class SseStream {
     if (state.name === 'live') return this.writeEvent(event);
     if (state.name === 'ended') return 0;
     state.queued.push(event);
-    state.queuedBytes += event.whole.length;
+    state.queuedBytes += event.wholeBytes;
     if (state.queuedBytes > this.options.maxBufferedBytes) this.cut();
     return 0;
   }

@@ -92,6 +92,9 @@ async function replay(stream: SseStream, replays: readonly ChannelReplay[], { re
       },
       gap: (_channel, cause) => stream.reset(cause),
       drained: () => stream.drained(),
+      get ended() {
+        return stream.isEnded;
+      },
     });
     metrics.replayedEvents.inc(events);
     span.setAttributes({ 'switchboard.replayed_events': events, 'switchboard.bytes_written': bytes });

@@ -251,8 +251,7 @@ export class StreamRegistry {
   encode(message: ChannelMessage, tag: string): EncodedEvent | undefined {
     try {
       const segment = formatSegment(tag, message.epoch, message.positionText);
-      const body = encodeEventBody(message.header.t, message.dataJson);
-      return { message, segment, body, bodyBytes: Buffer.byteLength(body), whole: Buffer.from(encodeIdLine(segment) + body) };
+      return new Encoded(message, segment, encodeIdLine(segment), encodeEventBody(message.header.t, message.dataJson));
     } catch (err) {
       this.metrics.droppedMessages.inc();
       this.logger.warn({ err, channel: message.channel }, 'dropped an event that cannot be encoded');
@@ -402,4 +401,27 @@ async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: 
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** An event encoded once for every stream of its channel; `whole` is made only if a stream of this one channel writes it. */
+class Encoded implements EncodedEvent {
+  readonly bodyBytes: number;
+  readonly wholeBytes: number;
+  private wholeBuffer: Buffer | undefined;
+
+  constructor(
+    readonly message: ChannelMessage,
+    readonly segment: string,
+    private readonly idLine: string,
+    readonly body: string,
+  ) {
+    this.bodyBytes = Buffer.byteLength(body);
+    // Ids are ASCII (the cursor alphabet): the id line's length is its size in bytes.
+    this.wholeBytes = idLine.length + this.bodyBytes;
+  }
+
+  get whole(): Buffer {
+    this.wholeBuffer ??= Buffer.from(this.idLine + this.body);
+    return this.wholeBuffer;
+  }
 }

@@ -40,13 +40,14 @@ async function replayOf(backplane: Backplane, channel: ChannelName, from: Positi
   return new ChannelReplay(channel, pager, await pager.next());
 }
 
-function collectingSink(opts: { drainedAfter?: number } = {}): ReplaySink & { written: ChannelMessage[]; gaps: ResetCause[] } {
+function collectingSink(opts: { drainedAfter?: number } = {}): ReplaySink & { written: ChannelMessage[]; gaps: ResetCause[]; ended: boolean } {
   const written: ChannelMessage[] = [];
   const gaps: ResetCause[] = [];
   let drains = 0;
   return {
     written,
     gaps,
+    ended: false,
     write: (message) => written.push(message),
     gap: (_channel, cause) => gaps.push(cause),
     drained: async () => opts.drainedAfter === undefined || ++drains <= opts.drainedAfter,
@@ -151,4 +152,85 @@ t.test("the replay budget is shared: past a second's worth, readers wait for the
   now = 10_000;
   t.equal(budget.draw(1000), 0, "the bucket holds one second's worth, no more");
   t.equal(budget.draw(1), 1);
+});
+
+t.test('the bucket holds one page at most: a burst of resumes is paced from its second page on', async (t) => {
+  let now = 0;
+  const budget = new ReplayBudget(16 * PAGE_BYTES, () => now);
+  t.equal(budget.draw(PAGE_BYTES), 0, 'a full bucket lets one page through at once');
+  t.equal(budget.draw(PAGE_BYTES), 1000 / 16, 'the next page waits for its share of the second');
+  now = 10_000;
+  t.equal(budget.draw(PAGE_BYTES), 0, 'however long the replica was idle, one page');
+  t.equal(budget.draw(1), 1000 / (16 * PAGE_BYTES), 'and not a byte more');
+  t.equal(budget.draw(-1), 0, 'bytes drawn and not read are given back');
+  t.equal(budget.draw(-PAGE_BYTES), 0, 'never past a full bucket');
+  t.equal(budget.draw(PAGE_BYTES + 1), 1000 / (16 * PAGE_BYTES), 'a full bucket, not more, was left');
+});
+
+/** A budget that never waits and logs each draw (with its sign) and each take, in order with the reads. */
+function recordingBudget(log: string[]): ReplayBudget {
+  const budget = new ReplayBudget(1024 * 1024 * 1024);
+  const draw = budget.draw.bind(budget);
+  budget.draw = (bytes) => {
+    log.push(bytes < 0 ? `give back ${-bytes}` : 'draw');
+    return draw(bytes);
+  };
+  budget.take = async (bytes) => {
+    log.push(`take ${bytes}`);
+    draw(bytes);
+  };
+  return budget;
+}
+
+/** The backplane, logging each history read. */
+function loggingReads(backplane: Backplane, log: string[]): Backplane {
+  const wrapped = Object.create(backplane) as Backplane;
+  wrapped.readHistory = async (channel, after, limit) => {
+    log.push('read');
+    return backplane.readHistory(channel, after, limit);
+  };
+  return wrapped;
+}
+
+t.test('every page is drawn from the budget: the first ones when the replay starts, each later one before it is read', async (t) => {
+  const memory = new MemoryBackplane({ historyMaxLen: 5000, historyTtlSeconds: 60 });
+  t.teardown(() => memory.close());
+  const channel = userChannel('drawn');
+  await publishMany(memory, channel, 3 + 2 * PAGE_MAX_ENTRIES);
+  const log: string[] = [];
+  const replay = await replayOf(loggingReads(memory, log), channel, ZERO_POSITION);
+  log.length = 0; // the plan's read
+  const written = await replayHistory([replay], recordingBudget(log), collectingSink());
+  t.equal(written, 3 + 2 * PAGE_MAX_ENTRIES, 'every event');
+  const kinds = log.map((entry) => entry.split(' ')[0]);
+  t.same(
+    kinds.slice(0, 4),
+    ['draw', 'take', 'read', kinds[3] === 'give' ? 'give' : 'draw'],
+    'the first page is drawn at once; the next is taken before it is read, then settled',
+  );
+  t.ok(
+    kinds.every((kind, i) => kind !== 'read' || kinds[i - 1] === 'take'),
+    'no page is read before it was taken',
+  );
+});
+
+t.test('a client that leaves while its replay waits its turn costs no read, and gives its draw back', async (t) => {
+  const memory = new MemoryBackplane({ historyMaxLen: 5000, historyTtlSeconds: 60 });
+  t.teardown(() => memory.close());
+  const channel = userChannel('leaves');
+  await publishMany(memory, channel, 3 + PAGE_MAX_ENTRIES);
+  const log: string[] = [];
+  const replay = await replayOf(loggingReads(memory, log), channel, ZERO_POSITION);
+  log.length = 0;
+  const budget = recordingBudget(log);
+  const sink = collectingSink();
+  const take = budget.take;
+  budget.take = async (bytes) => {
+    await take(bytes);
+    sink.ended = true; // the client closed meanwhile
+  };
+  const written = await replayHistory([replay], budget, sink);
+  t.equal(written, 3, 'the first page only');
+  const taken = log[1]?.split(' ')[1];
+  t.same(log, ['draw', `take ${taken}`, `give back ${taken}`], 'nothing read after the wait; the draw given back whole');
 });

@@ -18,7 +18,8 @@ function event(ms: number, data: string): EncodedEvent {
   const message: ChannelMessage = { channel: CHANNEL, epoch: EPOCH, position, positionText, header: { t: 'message', a: 0 }, dataJson: JSON.stringify(data) };
   const segment = formatSegment(TAG, EPOCH, positionText);
   const body = encodeEventBody('message', message.dataJson);
-  return { message, segment, body, bodyBytes: Buffer.byteLength(body), whole: Buffer.from(encodeIdLine(segment) + body) };
+  const whole = Buffer.from(encodeIdLine(segment) + body);
+  return { message, segment, body, bodyBytes: Buffer.byteLength(body), whole, wholeBytes: whole.length };
 }
 
 async function newStream(t: TeardownHost, maxBufferedBytes = 1024 * 1024) {
