@@ -10,7 +10,7 @@ import calculateSlot from 'cluster-key-slot';
 import t from 'tap';
 import { waitOpen } from '../helpers/fleet.js';
 import { freePort } from '../helpers/free-port.js';
-import { postJson } from '../helpers/http.js';
+import { postJson, retryPause } from '../helpers/http.js';
 import { trackChild } from '../helpers/reaper.js';
 import { REPO_ROOT } from '../helpers/replica.js';
 import { openSse } from '../helpers/sse-client.js';
@@ -127,7 +127,7 @@ t.test('npm run demo -- --cluster: a stream through nginx carries on after kill 
       if (answer?.status === 202) return;
       refused++;
       if (performance.now() > deadline) throw new Error(`publish ${n} kept failing: ${answer?.status} ${answer?.text}`);
-      await new Promise((resolve) => setTimeout(resolve, 100)); // the retry pace of a well-behaved sender
+      await retryPause(answer, 100);
     }
   };
   const seqs = (): number[] => stream.events.filter((event) => event.type !== 'reset').map((event) => JSON.parse(event.data).n as number);

@@ -6,7 +6,7 @@ import t from 'tap';
 import { EventSource } from 'eventsource';
 import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET } from '../helpers/fleet.js';
 import { checkDelivery } from '../helpers/delivery-check.js';
-import { postJson } from '../helpers/http.js';
+import { postJson, retryPause } from '../helpers/http.js';
 import { redisCommand } from '../helpers/redis-server.js';
 import { startRedisSentinel } from '../helpers/redis-sentinel.js';
 import { startReplicas } from '../helpers/replica.js';
@@ -75,7 +75,7 @@ t.test('Sentinel: kill -9 the master mid-stream; every stream gets every accepte
       if (answer?.status === 202) break;
       retried++;
       if (performance.now() - firstTry > PUBLISH_RETRY_FOR_MS) throw new Error(`publish ${seq} kept failing: ${answer?.status} ${answer?.text}`);
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the retry pace of a well-behaved sender
+      await retryPause(answer);
     }
     longestPublishWaitMs = Math.max(longestPublishWaitMs, performance.now() - firstTry);
     accepted.get(user)!.push(seq);

@@ -277,3 +277,13 @@ function parseRawResponse(buf: Buffer): { complete: boolean; response: RawSocket
   }
   return { complete, response: { status: m ? Number(m[1]) : 0, headers, body: body.toString('utf8'), raw: rawText } };
 }
+
+/**
+ * A well-behaved sender's pause before it retries a refused publish (RFC 9110, as the publisher
+ * SDK does): the 503's Retry-After when it gave one, else `fallbackMs` (no answer at all, or a
+ * proxy's 502). Retrying faster than the server asked turns a failover into a retry storm.
+ */
+export function retryPause(answer: { status: number; headers: Record<string, string> } | undefined, fallbackMs = 50): Promise<void> {
+  const retryAfterMs = answer?.status === 503 ? Number(answer.headers['retry-after']) * 1000 : Number.NaN;
+  return new Promise((resolve) => setTimeout(resolve, Number.isFinite(retryAfterMs) ? retryAfterMs : fallbackMs));
+}

@@ -14,7 +14,7 @@ import { startNginx } from '../demo/topology.js';
 import { launchChromium } from './chromium.js';
 import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET } from './fleet.js';
 import { freePort } from './free-port.js';
-import { getJson, postJson } from './http.js';
+import { getJson, postJson, retryPause } from './http.js';
 import { startRedis } from './redis-server.js';
 import { type Replica, type ReplicaEnv, startReplicas } from './replica.js';
 import { waitFor } from './wait-for.js';
@@ -202,7 +202,7 @@ export async function rollingDeploy(t: Test, options: RollingDeployOptions = {})
         if (answer !== undefined && !RETRYABLE.has(answer.status)) throw new Error(`publish ${user}:${seq}: ${answer.status} ${answer.text}`);
         refusedAttempts++;
         if (performance.now() - firstTry > PUBLISH_RETRY_FOR_MS) throw new Error(`publish ${user}:${seq} kept failing: ${answer?.status} ${answer?.text}`);
-        await new Promise((resolve) => setTimeout(resolve, 50)); // the retry pace of a well-behaved sender
+        await retryPause(answer);
       }
       accepted.get(user)?.push(seq);
       published++;

@@ -6,7 +6,7 @@
 // history, and the other shards' streams are never held meanwhile.
 import t from 'tap';
 import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET, waitOpen, withFleet } from '../helpers/fleet.js';
-import { postJson } from '../helpers/http.js';
+import { postJson, retryPause } from '../helpers/http.js';
 import { startRedisCluster, type ClusterNode } from '../helpers/redis-cluster.js';
 import { startReplica } from '../helpers/replica.js';
 import type { SseConnection } from '../helpers/sse-client.js';
@@ -102,7 +102,7 @@ t.test("Cluster: one shard's subscriber goes deaf; only that shard is detected, 
       if (answer?.status === 202) break;
       retried++;
       if (attempt >= 100) throw new Error(`publish ${seq} kept failing: ${answer?.status} ${answer?.text}`);
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the retry pace of a well-behaved sender
+      await retryPause(answer);
     }
     accepted.get(user)!.push(seq);
   };

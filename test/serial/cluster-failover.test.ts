@@ -6,7 +6,7 @@
 // afterwards proves an acknowledged write was lost).
 import t from 'tap';
 import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET, waitOpen } from '../helpers/fleet.js';
-import { postJson } from '../helpers/http.js';
+import { postJson, retryPause } from '../helpers/http.js';
 import { startRedisCluster, type ClusterNode } from '../helpers/redis-cluster.js';
 import { startReplicas } from '../helpers/replica.js';
 import { openSse, type SseConnection } from '../helpers/sse-client.js';
@@ -129,13 +129,11 @@ t.test("Cluster: kill -9 the busiest shard's master mid-stream; every stream get
       if (answer?.status === 202) break;
       retried++;
       if (performance.now() - firstTry > PUBLISH_RETRY_FOR_MS) throw new Error(`publish ${seq} kept failing: ${answer?.status} ${answer?.text}`);
-      // A well-behaved sender (RFC 9110, and Switchboard's publisher SDK) waits out a 503's
-      // Retry-After; without one (no answer at all), 50 ms. Retrying every 50 ms regardless, as
-      // this test once did, made the ~300 senders held by the killed shard a storm of some 500
-      // refused requests a second on this 2-core machine, and their release at the promotion a
-      // burst that starved the other shards' deliveries of CPU (gaps of 0.5 s quiet, 2.4 s busy).
-      const retryAfterMs = answer?.status === 503 ? Number(answer.headers['retry-after']) * 1000 : Number.NaN;
-      await new Promise((resolve) => setTimeout(resolve, Number.isFinite(retryAfterMs) ? retryAfterMs : 50)); // the sender's retry pace
+      // Waiting out Retry-After matters here: retrying every 50 ms regardless, as this test once
+      // did, made the ~300 senders held by the killed shard a storm of some 500 refused requests
+      // a second, and their release at the promotion a burst that starved the other shards'
+      // deliveries of CPU on this 2-core machine (gaps of 0.5 s quiet, 2.4 s busy).
+      await retryPause(answer);
     }
     longestPublishWaitMs = Math.max(longestPublishWaitMs, performance.now() - firstTry);
     if (killedAt > 0 && resumedAt === 0 && onBusiest.has(user) && firstTry > killedAt) resumedAt = performance.now();

@@ -12,7 +12,7 @@ import { createClusterConnections } from '../../src/backplane/redis-connections.
 import { userChannel, type ChannelName } from '../../src/backplane/redis-keys.js';
 import { ZERO_POSITION } from '../../src/history/cursor.js';
 import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET, waitOpen } from '../helpers/fleet.js';
-import { postJson } from '../helpers/http.js';
+import { postJson, retryPause } from '../helpers/http.js';
 import { clusterSettings, startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js';
 import type { TeardownHost } from '../helpers/redis-server.js';
 import { startReplicas } from '../helpers/replica.js';
@@ -107,7 +107,7 @@ async function traffic(t: Test, cluster: RedisCluster, users: string[], pick: (s
       if (answer?.status === 202) break;
       retried++;
       if (attempt >= 200) throw new Error(`publish ${seq} kept failing: ${answer?.status} ${answer?.text}`);
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the retry pace of a well-behaved sender
+      await retryPause(answer);
     }
     accepted.get(user)!.push(seq);
   };
