@@ -12,6 +12,8 @@
 //   npm run bench -- --in-place        build and run the work tree's own dist/ (default: a snapshot)
 //   npm run bench -- --root=DIR        run the Switchboard already built in DIR (A/B experiments)
 //   npm run bench -- --compare=DIR     add the Switchboard built in DIR as one more target (A/B)
+//   npm run bench -- --compare=. --compare-node-args="--single-threaded-gc"
+//                                      the same build, B's replicas started with these Node flags
 //   npm run bench -- --scale-out       also targeted publishes/s with 1 Redis vs a 3-master Redis
 //                                      Cluster, and Redis CPU per publish (--scenarios=none: only it)
 //
@@ -43,8 +45,9 @@ let switchboardRoot = ROOT;
 
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=');
-    return [k, v ?? true];
+    // Split at the first '=' only: a value may hold more (--compare-node-args="--max-semi-space-size=32").
+    const [k, ...v] = a.replace(/^--/, '').split('=');
+    return [k, v.length === 0 ? true : v.join('=')];
   }),
 );
 const quick = Boolean(args.quick);
@@ -216,12 +219,13 @@ async function main() {
     // A/B: a second Switchboard build (already built in DIR) as one more target, so its rounds
     // interleave with the first one's and the machine's noise falls on both alike.
     const dir = resolve(String(args.compare));
+    const nodeArgs = args['compare-node-args'] ? String(args['compare-node-args']).split(' ').filter(Boolean) : [];
     const sb = TARGETS.find((t) => t.name === 'switchboard');
     targets.splice(1, 0, {
       ...sb,
       name: 'switchboard-b',
-      label: `Switchboard B (${dir.split('/').pop()})`,
-      start: (opts) => sb.start({ ...opts, root: dir }),
+      label: `Switchboard B (${[dir.split('/').pop(), ...nodeArgs].join(' ')})`,
+      start: (opts) => sb.start({ ...opts, root: dir, nodeArgs: [...(opts.nodeArgs ?? []), ...nodeArgs] }),
       missing: () => undefined,
     });
   }
