@@ -258,6 +258,38 @@ for (const [name, setup] of Object.entries(implementations)) {
       t.equal(new Set(fresh.map((read) => read.epoch)).size, 1, 'concurrent reads of a new channel agree on the epoch it got');
     });
 
+    t.test('single publishes sent at once each get their own outcome, in order per channel', async (t) => {
+      const backplane = await make(t, history);
+      const received = collect(backplane);
+      const channels = [userChannel(`together-a-${name}`), topicChannel(`together-b-${name}`), userChannel(`together-c-${name}`)];
+      await backplane.subscribe(channels);
+      // 200 in one turn (one auto-pipeline on Redis), one idempotency key used twice.
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => publishData(backplane, channels[i % 3]!, { i }, i === 4 || i === 130 ? 'twice' : undefined)),
+      );
+      t.same(
+        results.map((r) => r.duplicate),
+        results.map((_, i) => i === 130),
+        'only the repeated key is a duplicate',
+      );
+      t.equal(results[130]!.position, results[4]!.position, 'the duplicate names the first event');
+      await waitFor(() => received.length === 199, { label: '199 messages' });
+      for (const [c, channel] of channels.entries()) {
+        const heard = received.filter((m) => m.channel === channel);
+        const expected = results.flatMap((_r, i) => (i % 3 === c && i !== 130 ? [i] : []));
+        t.same(
+          heard.map((m) => JSON.parse(m.dataJson).i),
+          expected,
+          `channel ${c}: every event, in the order sent`,
+        );
+        t.same(
+          heard.map((m) => m.positionText),
+          expected.map((i) => results[i]!.position),
+          `channel ${c}: each answer names its own event`,
+        );
+      }
+    });
+
     t.test('a batch publishes every event in order per channel, each with its own outcome', async (t) => {
       const backplane = await make(t, history);
       const received = collect(backplane);
