@@ -74,3 +74,41 @@ t.test('a 503 that outlasts the retries is a backplane_unavailable error with Re
   t.match(err as SwitchboardError, { status: 503, attempts: 2, retryAfterSeconds: 1 });
   t.equal(sent.length, 2);
 });
+
+t.test('a 503 without Retry-After (a proxy that drops the header) is retried after the jittered backoff, with the same key', async (t) => {
+  const fleet = await inProcessFleet(t);
+  // The real replica's answers, with Retry-After removed on the way, as a proxy might; each
+  // attempt's send and answer times, so a gap is exactly the wait the SDK chose.
+  const attempts: { body: string; status: number; sentAt: number; answeredAt: number }[] = [];
+  const dropsRetryAfter: typeof fetch = async (input, init) => {
+    const sentAt = Date.now();
+    const response = await fetch(input, init);
+    const headers = new Headers(response.headers);
+    headers.delete('retry-after');
+    attempts.push({ body: String(init?.body), status: response.status, sentAt, answeredAt: Date.now() });
+    return new Response(await response.arrayBuffer(), { status: response.status, headers });
+  };
+  const maxDelayMs = 300;
+  const switchboard = new Publisher({
+    url: fleet.replicas[0]!.url,
+    apiKey: PUBLISH_API_KEY,
+    fetch: dropsRetryAfter,
+    retry: { attempts: 20, baseDelayMs: 100, maxDelayMs },
+  });
+  await fleet.redis.stop();
+  const publishing = switchboard.publish('ada', { data: { order: 7 } });
+  await waitFor(() => attempts.filter((attempt) => attempt.status === 503).length >= 3, { label: 'three 503 answers', timeoutMs: 10_000 });
+  await fleet.redis.restart();
+  const published = await publishing;
+
+  t.equal(attempts.at(-1)!.status, 202, 'accepted once Redis was back');
+  const waits = attempts.slice(1).map((attempt, i) => attempt.sentAt - attempts[i]!.answeredAt);
+  // From one answer to the next send: the SDK's own wait, under maxDelayMs plus the event loop's
+  // slack, and far from the 1 s the server's Retry-After would have said.
+  t.ok(
+    waits.every((wait) => wait < maxDelayMs + 400),
+    `each retry waited at most the backoff's cap (${maxDelayMs} ms): ${waits} ms`,
+  );
+  const keys = new Set(attempts.map((attempt) => (JSON.parse(attempt.body) as { id: string }).id));
+  t.same([...keys], [published.idempotencyKey], 'every attempt carried the one key the SDK made');
+});
