@@ -88,7 +88,7 @@ t.test('a 503 without Retry-After (a proxy that drops the header) is retried aft
     attempts.push({ body: String(init?.body), status: response.status, sentAt, answeredAt: Date.now() });
     return new Response(await response.arrayBuffer(), { status: response.status, headers });
   };
-  const maxDelayMs = 300;
+  const maxDelayMs = 200;
   const switchboard = new Publisher({
     url: fleet.replicas[0]!.url,
     apiKey: PUBLISH_API_KEY,
@@ -103,11 +103,12 @@ t.test('a 503 without Retry-After (a proxy that drops the header) is retried aft
 
   t.equal(attempts.at(-1)!.status, 202, 'accepted once Redis was back');
   const waits = attempts.slice(1).map((attempt, i) => attempt.sentAt - attempts[i]!.answeredAt);
-  // From one answer to the next send: the SDK's own wait, under maxDelayMs plus the event loop's
-  // slack, and far from the 1 s the server's Retry-After would have said.
+  // From one answer to the next send: the SDK's own wait, at most maxDelayMs plus the event loop's
+  // slack (this process also runs the replica), which stays well under the 1 s the server's
+  // Retry-After would have said.
   t.ok(
-    waits.every((wait) => wait < maxDelayMs + 400),
-    `each retry waited at most the backoff's cap (${maxDelayMs} ms): ${waits} ms`,
+    waits.every((wait) => wait < 900),
+    `each retry waited the backoff (cap ${maxDelayMs} ms), not a second: ${waits} ms`,
   );
   const keys = new Set(attempts.map((attempt) => (JSON.parse(attempt.body) as { id: string }).id));
   t.same([...keys], [published.idempotencyKey], 'every attempt carried the one key the SDK made');
