@@ -19,5 +19,18 @@ export interface ResetInfo {
  */
 export type EventMap = Record<string, unknown>;
 
+/** The data of a job's callback event on the stream (contract: `{correlationId, payload, receivedAt}`). */
+export interface CallbackEventData {
+  correlationId: string;
+  payload: unknown;
+  receivedAt: string;
+}
+
+/**
+ * The events an app gets without declaring any: the service itself shapes a job's callback event
+ * (type `callback`, unless its sender set `X-Event-Type`); every other type's data is the app's.
+ */
+export type DefaultEvents = { callback: CallbackEventData } & EventMap;
+
 /** Event types the service emits itself (contract: reserved, refused from senders). */
 export const CONTROL_EVENT_TYPES: ReadonlySet<string> = new Set(['reset', 'auth-expired', 'error', 'open']);

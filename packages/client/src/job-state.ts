@@ -1,4 +1,4 @@
-import type { SwitchboardEvent } from './events.js';
+import type { CallbackEventData, SwitchboardEvent } from './events.js';
 
 /** One recent callback of a job, as GET /v1/jobs/:correlationId lists it. */
 export interface JobCallback {
@@ -22,13 +22,6 @@ export interface Job {
   metadata?: Record<string, unknown>;
   /** Newest first, bounded by the service. */
   callbacks: JobCallback[];
-}
-
-/** The data of a callback event on the stream. */
-export interface CallbackEventData {
-  correlationId: string;
-  payload: unknown;
-  receivedAt: string;
 }
 
 /** True when the event is a callback of this job. */

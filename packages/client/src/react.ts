@@ -1,5 +1,5 @@
 import { createContext, useContext, useEffect, useMemo, useRef, useState } from 'react';
-import type { EventMap, SwitchboardEvent } from './events.js';
+import type { DefaultEvents, EventMap, SwitchboardEvent } from './events.js';
 import { isCallbackOf, withCallback, type Job } from './job-state.js';
 import { Switchboard, type SwitchboardOptions } from './switchboard.js';
 
@@ -12,7 +12,7 @@ export const SwitchboardProvider = SwitchboardContext.Provider;
  * the user then takes the stream over). A new client only when the user, URL or topics change;
  * a new `getToken` function each render is fine.
  */
-export function useSwitchboard<Events extends EventMap = EventMap>(options: SwitchboardOptions): Switchboard<Events> {
+export function useSwitchboard<Events extends EventMap = DefaultEvents>(options: SwitchboardOptions): Switchboard<Events> {
   const latest = useRef(options);
   latest.current = options;
   const topics = (options.topics ?? []).join(',');

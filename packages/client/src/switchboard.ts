@@ -1,4 +1,4 @@
-import { CONTROL_EVENT_TYPES, type EventMap, type ResetInfo, type SwitchboardEvent } from './events.js';
+import { CONTROL_EVENT_TYPES, type DefaultEvents, type EventMap, type ResetInfo, type SwitchboardEvent } from './events.js';
 import type { Job } from './job-state.js';
 import { RecentIds } from './recent-ids.js';
 import { StreamConnection } from './stream-connection.js';
@@ -55,7 +55,7 @@ type Handler = (event: SwitchboardEvent) => void;
  * a BroadcastChannel. When it closes, the browser gives the lock to the next tab, which opens the
  * stream after the last event id every tab has seen: no gap, and ids drop any duplicate.
  */
-export class Switchboard<Events extends EventMap = EventMap> {
+export class Switchboard<Events extends EventMap = DefaultEvents> {
   private readonly handlers = new Map<string, Set<Handler>>();
   private readonly resetHandlers = new Set<(info: ResetInfo) => void>();
   /** Types any tab of this user handles: the leader's stream listens to each. */
@@ -255,7 +255,7 @@ export class Switchboard<Events extends EventMap = EventMap> {
 }
 
 /** A client for one user's stream, started. */
-export function connectSwitchboard<Events extends EventMap = EventMap>(options: SwitchboardOptions): Switchboard<Events> {
+export function connectSwitchboard<Events extends EventMap = DefaultEvents>(options: SwitchboardOptions): Switchboard<Events> {
   const client = new Switchboard<Events>(options);
   client.start();
   return client;
