@@ -62,6 +62,31 @@ t.test('an attempt whose answer is lost is resent with the same webhook-id and d
   );
 });
 
+t.test('a 5xx from a proxy in front (its upstream restarting) is resent with the same webhook-id and delivered once', async (t) => {
+  const { job, stream } = await jobWithStream('eli');
+  const ids: string[] = [];
+  // The first attempt never reaches the replica: the proxy answers it 502 itself.
+  const proxy: typeof fetch = async (input, init) => {
+    ids.push(new Headers(init?.headers).get('webhook-id') ?? '');
+    if (ids.length === 1) return new Response('<html>502 Bad Gateway</html>', { status: 502, headers: { 'content-type': 'text/html' } });
+    return fetch(input, init);
+  };
+  const sent = await new CallbackSender({ fetch: proxy, retry: { baseDelayMs: 1 } }).send({
+    callbackUrl: job.callbackUrl,
+    secret: job.callbackSecret!,
+    payload: { status: 'done' },
+  });
+  t.match(sent, { duplicate: false, attempts: 2 }, 'delivered on the second attempt');
+  t.same(ids, [sent.webhookId, sent.webhookId], 'both attempts carried the one webhook-id');
+  await switchboard.publish('eli', { type: 'marker', data: 'after' });
+  const events = await stream.waitForEvents(2);
+  t.same(
+    events.map((event) => event.type),
+    ['callback', 'marker'],
+    'one callback event, then the marker',
+  );
+});
+
 t.test('tampered callbacks are refused as invalid_signature, and not resent', async (t) => {
   const { job } = await jobWithStream('dan');
   const other = await switchboard.createJob({ userId: 'dan' });
