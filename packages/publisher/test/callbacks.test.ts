@@ -1,7 +1,7 @@
 // A job runner's callbacks through CallbackSender, against a replica that requires signatures
 // (CALLBACK_SECRET): signed ones are delivered, once even when resent; tampered ones are refused.
 import { CallbackSender, isSwitchboardError, jobCallbackSecret, Publisher, type SwitchboardError } from '@switchboard/publisher';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { PUBLISH_API_KEY, STREAM_TOKEN_SECRET, waitOpen } from '../../../test/helpers/fleet.js';
 import { inProcessFleet } from '../../../test/helpers/in-process-replica.js';
 import { openSse } from '../../../test/helpers/sse-client.js';
@@ -17,6 +17,17 @@ async function jobWithStream(userId: string) {
   const stream = await waitOpen(await openSse(`${replica.url}/stream/${userId}?token=${token}`), userId);
   t.teardown(() => stream.close());
   return { job, stream };
+}
+
+/** The user's stream got the callback once: a marker published after it is the stream's second event. */
+async function deliveredOnce(t: Test, userId: string, stream: Awaited<ReturnType<typeof jobWithStream>>['stream']): Promise<void> {
+  await switchboard.publish(userId, { type: 'marker', data: 'after' });
+  const events = await stream.waitForEvents(2);
+  t.same(
+    events.map((event) => event.type),
+    ['callback', 'marker'],
+    'one callback event, then the marker',
+  );
 }
 
 t.test("the job's secret can be derived from CALLBACK_SECRET, as the server derives it", async (t) => {
@@ -53,13 +64,7 @@ t.test('an attempt whose answer is lost is resent with the same webhook-id and d
   t.match(sent, { duplicate: true, attempts: 2 }, 'the resend is answered as a duplicate');
   t.equal(ids.length, 2);
   t.equal(ids[0], ids[1], 'both attempts carried one webhook-id');
-  await switchboard.publish('cy', { type: 'marker', data: 'after' });
-  const events = await stream.waitForEvents(2);
-  t.same(
-    events.map((event) => event.type),
-    ['callback', 'marker'],
-    'one callback event, then the marker',
-  );
+  await deliveredOnce(t, 'cy', stream);
 });
 
 t.test('a 5xx from a proxy in front (its upstream restarting) is resent with the same webhook-id and delivered once', async (t) => {
@@ -78,13 +83,7 @@ t.test('a 5xx from a proxy in front (its upstream restarting) is resent with the
   });
   t.match(sent, { duplicate: false, attempts: 2 }, 'delivered on the second attempt');
   t.same(ids, [sent.webhookId, sent.webhookId], 'both attempts carried the one webhook-id');
-  await switchboard.publish('eli', { type: 'marker', data: 'after' });
-  const events = await stream.waitForEvents(2);
-  t.same(
-    events.map((event) => event.type),
-    ['callback', 'marker'],
-    'one callback event, then the marker',
-  );
+  await deliveredOnce(t, 'eli', stream);
 });
 
 t.test('tampered callbacks are refused as invalid_signature, and not resent', async (t) => {
