@@ -22,10 +22,10 @@ export function firstPageEntries(maxEventBytes: number): number {
   return clamp(Math.floor(PAGE_BYTES / (maxEventBytes + ENTRY_OVERHEAD_BYTES)), 1, PAGE_MAX_ENTRIES);
 }
 
-/** Entries to ask for next, from the average size of the page just read. */
-export function nextPageEntries(page: readonly ChannelMessage[], previous: number): number {
-  if (page.length === 0) return previous;
-  return clamp(Math.floor(PAGE_BYTES / (pageBytes(page) / page.length)), 1, PAGE_MAX_ENTRIES);
+/** Entries to ask for next, from the average size of the page just read (`count` entries weighing `bytes`, see pageBytes). */
+export function nextPageEntries(count: number, bytes: number, previous: number): number {
+  if (count === 0) return previous;
+  return clamp(Math.floor(PAGE_BYTES / (bytes / count)), 1, PAGE_MAX_ENTRIES);
 }
 
 /** About what a page of entries weighs (in UTF-16 units of their data, near enough to bytes). */
@@ -45,6 +45,7 @@ export class HistoryPager {
   private entries: number;
   /** What the next page is expected to weigh: its entries at the average size of the last page. */
   private expectedBytes = PAGE_BYTES;
+  private readBytes = 0;
 
   constructor(
     private readonly backplane: Backplane,
@@ -61,13 +62,20 @@ export class HistoryPager {
     return this.expectedBytes;
   }
 
+  /** What the page last read weighs (pageBytes): what a reader settles its draw from the replay budget with. */
+  get lastPageBytes(): number {
+    return this.readBytes;
+  }
+
   async next(): Promise<HistoryPage> {
     const asked = this.entries;
     const read = await this.backplane.readHistory(this.channel, this.after, asked);
+    const count = read.entries.length;
     const last = read.entries.at(-1);
     if (last !== undefined) this.after = last.position;
-    this.entries = nextPageEntries(read.entries, asked);
-    if (read.entries.length > 0) this.expectedBytes = Math.ceil((pageBytes(read.entries) / read.entries.length) * this.entries);
+    this.readBytes = pageBytes(read.entries);
+    this.entries = nextPageEntries(count, this.readBytes, asked);
+    if (count > 0) this.expectedBytes = Math.ceil((this.readBytes / count) * this.entries);
     return { ...read, reachedNewest: read.entries.length < asked || last === undefined || last.positionText === read.lastText };
   }
 }

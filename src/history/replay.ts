@@ -2,7 +2,7 @@ import type { ChannelMessage } from '../backplane/backplane.js';
 import type { ChannelName } from '../backplane/redis-keys.js';
 import type { ResetCause } from './gaps.js';
 import { comparePositions, type Position } from './cursor.js';
-import { pageBytes, type HistoryPage, type HistoryPager } from './pages.js';
+import type { HistoryPage, HistoryPager } from './pages.js';
 import type { ReplayBudget } from './replay-budget.js';
 
 /**
@@ -44,6 +44,11 @@ export class ChannelReplay {
   /** About what the next page will weigh, drawn from the replay budget before it is read. */
   get nextPageBytes(): number {
     return this.pager.nextPageBytes;
+  }
+
+  /** What the page last read from history weighs (the first page, until `readPage`). */
+  get lastPageBytes(): number {
+    return this.pager.lastPageBytes;
   }
 
   shift(): ChannelMessage {
@@ -104,7 +109,7 @@ export interface ReplaySink {
  */
 export async function replayHistory(replays: readonly ChannelReplay[], budget: ReplayBudget, sink: ReplaySink): Promise<number> {
   let written = 0;
-  for (const replay of replays) budget.draw(pageBytes(replay.pending));
+  for (const replay of replays) budget.draw(replay.lastPageBytes);
   for (;;) {
     for (const replay of replays) {
       if (!replay.needsPage) continue;
@@ -118,7 +123,7 @@ export async function replayHistory(replays: readonly ChannelReplay[], budget: R
       }
       const gap = await replay.readPage();
       // Settles the draw: the page as read, against what was expected of it.
-      budget.draw(pageBytes(replay.pending) - expected);
+      budget.draw(replay.lastPageBytes - expected);
       if (gap !== undefined) sink.gap(replay.channel, gap);
     }
     let oldest: ChannelReplay | undefined;

@@ -6,7 +6,7 @@ import type { Backplane, ChannelMessage } from '../../src/backplane/backplane.js
 import { topicChannel, userChannel, type ChannelName } from '../../src/backplane/redis-keys.js';
 import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
 import { comparePositions, ZERO_POSITION, type Position } from '../../src/history/cursor.js';
-import { firstPageEntries, HistoryPager, nextPageEntries, PAGE_BYTES, PAGE_MAX_ENTRIES } from '../../src/history/pages.js';
+import { firstPageEntries, HistoryPager, nextPageEntries, PAGE_BYTES, PAGE_MAX_ENTRIES, pageBytes } from '../../src/history/pages.js';
 import { ReplayBudget } from '../../src/history/replay-budget.js';
 import { ChannelReplay, replayHistory, type ReplaySink } from '../../src/history/replay.js';
 import type { ResetCause } from '../../src/history/gaps.js';
@@ -58,10 +58,10 @@ t.test('page sizes: as many of the largest event as fit, then sized from what wa
   t.equal(firstPageEntries(64 * 1024), 3, '64 KiB events: 3 to a 256 KiB page');
   t.equal(firstPageEntries(16 * 1024 * 1024), 1, 'at least one entry, however large');
   const small = Array.from({ length: 10 }, () => ({ dataJson: 'x'.repeat(100) }) as ChannelMessage);
-  t.equal(nextPageEntries(small, 3), PAGE_MAX_ENTRIES, 'small events: capped by entries');
+  t.equal(nextPageEntries(small.length, pageBytes(small), 3), PAGE_MAX_ENTRIES, 'small events: capped by entries');
   const large = Array.from({ length: 3 }, () => ({ dataJson: 'x'.repeat(60 * 1024) }) as ChannelMessage);
-  t.equal(nextPageEntries(large, 3), 4, '60 KB events: 4 to a page');
-  t.equal(nextPageEntries([], 7), 7, 'an empty page keeps the size');
+  t.equal(nextPageEntries(large.length, pageBytes(large), 3), 4, '60 KB events: 4 to a page');
+  t.equal(nextPageEntries(0, 0, 7), 7, 'an empty page keeps the size');
 });
 
 t.test('a long history is replayed in pages within budget, oldest first, up to the newest the plan saw', async (t) => {
