@@ -5,30 +5,20 @@
 // unpacked next to the repository's node_modules: its entry imports and its bin runs. Needs the
 // build (`npm test` builds first).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { namedFiles, pack } from '../helpers/packed.js';
 import { REPO_ROOT } from '../helpers/replica.js';
 
-const manifest = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8'));
 const dir = await mkdtemp(join(tmpdir(), 'switchboard-pack-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
-const [packed] = JSON.parse(
-  execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], {
-    cwd: REPO_ROOT,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'ignore'],
-  }),
-);
-const files = new Set<string>(packed.files.map((file: { path: string }) => file.path));
+const packed = pack(REPO_ROOT, dir);
+const { manifest, files } = packed;
 
 t.test('the tarball holds every file the manifest names, and what a replica reads at run time', async (t) => {
-  const targets = Object.values(manifest.exports as Record<string, string | Record<string, string>>).flatMap((target) =>
-    typeof target === 'string' ? [target] : Object.values(target),
-  );
-  const bins = Object.values(manifest.bin as Record<string, string>);
-  for (const target of [...targets, manifest.main, manifest.types, ...bins]) t.ok(files.has(target.replace(/^\.\//, '')), `${target} is in the tarball`);
+  for (const file of namedFiles(packed)) t.ok(files.has(file), `${file} is in the tarball`);
   t.ok(files.has('openapi.yaml'), 'openapi.yaml (GET /openapi.yaml, read at import)');
   for (const file of await readdir(join(REPO_ROOT, 'public'))) t.ok(files.has(`public/${file}`), `public/${file} (the demo page)`);
   t.ok(files.has('dist/telemetry/start.js'), 'dist/telemetry/start.js (`npm start` preloads it)');
@@ -57,7 +47,7 @@ t.test('unpacked, the entry imports and the bin runs', async (t) => {
   );
   t.equal(entry.status, 0, entry.stderr);
   t.equal(entry.stdout, 'function', 'the entry exports buildApp');
-  const bin = spawnSync(process.execPath, [join(unpacked, manifest.bin.switchboard), 'gen-secrets'], { cwd: unpacked, env, encoding: 'utf8' });
+  const bin = spawnSync(process.execPath, [join(unpacked, String(manifest.bin?.switchboard)), 'gen-secrets'], { cwd: unpacked, env, encoding: 'utf8' });
   t.equal(bin.status, 0, bin.stderr);
   t.match(bin.stdout, /^STREAM_TOKEN_SECRET=/m, 'the bin prints env lines');
 });
