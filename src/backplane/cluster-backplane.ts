@@ -12,7 +12,7 @@ import type { HistoryOptions } from './memory-backplane.js';
 import type { ClusterConnections } from './redis-connections.js';
 import { FIRST_SUBSCRIBE_TIMEOUT_MS } from './redis-backplane.js';
 import { isProbeChannel, type ChannelName } from './redis-keys.js';
-import { defineScripts, publishManyArguments, publishReplies, runHistoryRead, runPublish, toResult, type ScriptCommands } from './script-calls.js';
+import { defineBatchScript, publishManyArguments, publishReplies, runHistoryRead, runPublish, toResult, type BatchScriptCommand } from './script-calls.js';
 import { ShardSubscriber } from './shard-subscriber.js';
 
 export interface ClusterBackplaneOptions extends HistoryOptions {
@@ -48,7 +48,7 @@ const SUBSCRIBE_TIMEOUT_MS = 10_000;
  */
 export class ClusterBackplane implements Backplane {
   readonly kind = 'redis' as const;
-  private readonly commands: Cluster & ScriptCommands;
+  private readonly commands: Cluster & BatchScriptCommand;
   /** Set when REDIS_WAIT_REPLICAS > 0. */
   private readonly replication: ClusterReplicationWait | undefined;
   private topology = new SlotMap([]);
@@ -77,7 +77,7 @@ export class ClusterBackplane implements Backplane {
     private readonly connections: ClusterConnections,
     private readonly options: ClusterBackplaneOptions,
   ) {
-    this.commands = defineScripts(connections.commands, true);
+    this.commands = defineBatchScript(connections.commands, true);
     this.replication = options.waitReplicas > 0 ? new ClusterReplicationWait(connections.commands, options.waitReplicas) : undefined;
   }
 
@@ -121,7 +121,7 @@ export class ClusterBackplane implements Backplane {
   async publish(request: PublishRequest): Promise<PublishResult> {
     try {
       return toResult(
-        this.replication === undefined ? await runPublish(this.commands, request, this.options) : await this.replication.publish(request, this.options),
+        this.replication === undefined ? await runPublish(this.commands, true, request, this.options) : await this.replication.publish(request, this.options),
       );
     } catch (err) {
       throw backplaneUnavailable(err);

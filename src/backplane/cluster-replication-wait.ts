@@ -4,13 +4,13 @@ import type { PublishRequest } from './backplane.js';
 import type { HistoryOptions } from './memory-backplane.js';
 import { channelKeys } from './redis-keys.js';
 import { ReplicationWait } from './replication-wait.js';
-import { defineScripts, runPublish, type ScriptCommands } from './script-calls.js';
+import { runPublish } from './script-calls.js';
 
 /** A publish whose slot moved (MOVED: the script did not run) is sent once more, to the node Redis named. */
 const MAX_REDIRECTIONS = 1;
 
 interface MasterConnection {
-  scripts: Redis & ScriptCommands;
+  node: Redis;
   replication: ReplicationWait;
 }
 
@@ -39,7 +39,7 @@ export class ClusterReplicationWait {
     for (let redirections = 0; ; redirections++) {
       const master = this.connection(node);
       try {
-        const result = await runPublish(master.scripts, request, history);
+        const result = await runPublish(master.node, true, request, history);
         // A duplicate (receivers -1) wrote nothing here to wait for: its first publish was answered
         // already; a live-only event is not kept.
         if (result.receivers >= 0 && request.durable !== false && !(await master.replication.acknowledged())) {
@@ -71,7 +71,7 @@ export class ClusterReplicationWait {
   private connection(node: Redis): MasterConnection {
     let master = this.masters.get(node);
     if (master === undefined) {
-      master = { scripts: defineScripts(node, true), replication: new ReplicationWait(node, this.replicas) };
+      master = { node, replication: new ReplicationWait(node, this.replicas) };
       this.masters.set(node, master);
     }
     return master;

@@ -10,7 +10,7 @@ import type { HistoryOptions } from './memory-backplane.js';
 import { ProbeTracker } from './probe-tracker.js';
 import type { RedisConnections } from './redis-connections.js';
 import { ReplicationWait } from './replication-wait.js';
-import { defineScripts, runHistoryRead, runPublish, runPublishMany, toResult, type ScriptCommands, type ScriptPublished } from './script-calls.js';
+import { defineBatchScript, runHistoryRead, runPublish, runPublishMany, toResult, type BatchScriptCommand, type ScriptPublished } from './script-calls.js';
 
 export interface RedisBackplaneOptions extends HistoryOptions {
   replicaId: string;
@@ -38,7 +38,7 @@ export const FIRST_SUBSCRIBE_TIMEOUT_MS = 15_000;
  */
 export class RedisBackplane implements Backplane {
   readonly kind = 'redis' as const;
-  private readonly publisher: Redis & ScriptCommands;
+  private readonly publisher: Redis & BatchScriptCommand;
   private readonly subscriber: Redis;
   private readonly subscribed = new Set<ChannelName>();
   private readonly messageHandlers: ((message: ChannelMessage) => void)[] = [];
@@ -62,7 +62,7 @@ export class RedisBackplane implements Backplane {
     connections: RedisConnections,
     private readonly options: RedisBackplaneOptions,
   ) {
-    this.publisher = defineScripts(connections.commands, false);
+    this.publisher = defineBatchScript(connections.commands, false);
     this.subscriber = connections.subscriber;
     this.replication = options.waitReplicas > 0 ? new ReplicationWait(this.publisher, options.waitReplicas) : undefined;
     this.probe = probeChannel(options.replicaId);
@@ -96,7 +96,7 @@ export class RedisBackplane implements Backplane {
 
   async publish(request: PublishRequest): Promise<PublishResult> {
     try {
-      const published = await runPublish(this.publisher, request, this.options);
+      const published = await runPublish(this.publisher, false, request, this.options);
       await this.replicated([published], [request]);
       return toResult(published);
     } catch (err) {

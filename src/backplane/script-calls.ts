@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { durablePart, formatPosition, newEpoch, parsePosition, ZERO_POSITION, type Position } from '../history/cursor.js';
@@ -8,28 +9,50 @@ import { channelKeys, type ChannelName } from './redis-keys.js';
 import { HISTORY_SCRIPT, KEYS_PER_EVENT, PUBLISH_BATCH_SCRIPT, PUBLISH_SCRIPT, SHARDED_PUBLISH_BATCH_SCRIPT, SHARDED_PUBLISH_SCRIPT } from './scripts.js';
 
 /**
- * The scripts' calls and replies, shared by the Redis backplanes (one server or Sentinel, and
- * Cluster). On Cluster a call holds one slot's keys only (see `groupBySlot` in cluster-backplane.ts),
- * so ioredis routes it to that slot's master.
+ * A Lua script run as EVALSHA through the connection's plain command path, and as EVAL when the
+ * server does not hold it yet (a new or restarted Redis answers NOSCRIPT; EVAL caches it there).
+ * ioredis' `defineCommand` does the same through a wrapping command, a reject closure per call and
+ * two more promise chains: ~4 KB of garbage per call, the most of any part of a single publish in
+ * the allocation profile (docs/BENCHMARKS.md). Keys come first, so Cluster routes a call, and its
+ * auto-pipelining groups it, by the call's first key.
  */
-export interface ScriptCommands {
-  /** The publish script for one event (three keys). */
-  sbPublish(...args: (string | number)[]): Promise<(string | number)[]>;
-  /**
-   * The batch script, for any number of events: the number of keys comes first. Not for a Cluster
-   * connection's auto-pipelining, which places a call by its first string argument (a key only
-   * when the number of keys is fixed): there, only inside an explicit pipeline.
-   */
-  sbPublishMany(...args: (string | number)[]): Promise<(string | number)[]>;
-  sbHistory(...args: (string | number)[]): Promise<[string, string, [string, string[]][]]>;
+export class LuaScript {
+  private readonly sha: string;
+
+  constructor(
+    private readonly lua: string,
+    private readonly numberOfKeys: number,
+  ) {
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  /** Runs the script with `keysAndArgs` (its keys, then its arguments). Rejects as Redis did. */
+  async run(connection: Redis | Cluster, keysAndArgs: readonly (string | number)[]): Promise<unknown> {
+    try {
+      return await connection.call('evalsha', [this.sha, this.numberOfKeys, ...keysAndArgs]);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return connection.call('eval', [this.lua, this.numberOfKeys, ...keysAndArgs]);
+    }
+  }
 }
 
-/** Adds the scripts to a command connection: the PUBLISH variants, or (`sharded`) the SPUBLISH ones. */
-export function defineScripts<C extends Redis | Cluster>(connection: C, sharded: boolean): C & ScriptCommands {
-  connection.defineCommand('sbPublish', { numberOfKeys: KEYS_PER_EVENT, lua: sharded ? SHARDED_PUBLISH_SCRIPT : PUBLISH_SCRIPT });
+const publishScripts = { plain: new LuaScript(PUBLISH_SCRIPT, KEYS_PER_EVENT), sharded: new LuaScript(SHARDED_PUBLISH_SCRIPT, KEYS_PER_EVENT) };
+const historyScript = new LuaScript(HISTORY_SCRIPT, 2);
+
+/**
+ * The batch script on a command connection (PUBLISH, or with `sharded` SPUBLISH). It stays an
+ * ioredis command: on Cluster it runs inside explicit pipelines, which load a defined script
+ * before they run. Not for a Cluster connection's auto-pipelining, which would place the call by
+ * its first argument, the number of keys.
+ */
+export interface BatchScriptCommand {
+  sbPublishMany(...args: (string | number)[]): Promise<(string | number)[]>;
+}
+
+export function defineBatchScript<C extends Redis | Cluster>(connection: C, sharded: boolean): C & BatchScriptCommand {
   connection.defineCommand('sbPublishMany', { lua: sharded ? SHARDED_PUBLISH_BATCH_SCRIPT : PUBLISH_BATCH_SCRIPT });
-  connection.defineCommand('sbHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT });
-  return connection as C & ScriptCommands;
+  return connection as C & BatchScriptCommand;
 }
 
 /** One event's outcome from the publish script. `receivers` is -1 for a duplicate (nothing was written or published). */
@@ -78,8 +101,8 @@ export function toResult({ position, epoch, receivers }: ScriptPublished): Publi
   return { epoch, position, receivers: Math.max(receivers, 0), duplicate: receivers < 0 };
 }
 
-/** Runs the publish script for one event. Rejects as Redis did. */
-export async function runPublish(connection: ScriptCommands, request: PublishRequest, history: HistoryOptions): Promise<ScriptPublished> {
+/** Runs the publish script for one event: with PUBLISH, or (`sharded`, Cluster) SPUBLISH. Rejects as Redis did. */
+export async function runPublish(connection: Redis | Cluster, sharded: boolean, request: PublishRequest, history: HistoryOptions): Promise<ScriptPublished> {
   const keys = channelKeys(request.channel);
   const args: (string | number)[] = [
     keys.history,
@@ -90,18 +113,18 @@ export async function runPublish(connection: ScriptCommands, request: PublishReq
     newEpoch(),
   ];
   pushEventArguments(args, request, history);
-  const [position, epoch, receivers] = await connection.sbPublish(...args);
+  const [position, epoch, receivers] = (await (sharded ? publishScripts.sharded : publishScripts.plain).run(connection, args)) as (string | number)[];
   return { position: String(position), epoch: String(epoch), receivers: Number(receivers) };
 }
 
 /** Runs the publish script for many events in one call (one round trip; one server, not Cluster). */
-export async function runPublishMany(connection: ScriptCommands, requests: readonly PublishRequest[], history: HistoryOptions): Promise<ScriptPublished[]> {
+export async function runPublishMany(connection: BatchScriptCommand, requests: readonly PublishRequest[], history: HistoryOptions): Promise<ScriptPublished[]> {
   return publishReplies(await connection.sbPublishMany(...publishManyArguments(requests, history)));
 }
 
 /** Runs the history script and reads its reply (see Backplane.readHistory). Rejects as Redis did. */
 export async function runHistoryRead(
-  connection: ScriptCommands,
+  connection: Redis | Cluster,
   channel: ChannelName,
   after: Position | undefined,
   limit: number,
@@ -111,7 +134,14 @@ export async function runHistoryRead(
   const keys = channelKeys(channel);
   // A live-only event's position names the durable one before it: history is read after that.
   const afterText = after === undefined ? undefined : formatPosition(durablePart(after));
-  const [epoch, lastText, rawEntries] = await connection.sbHistory(keys.history, keys.meta, newEpoch(), historyTtlSeconds, afterText ?? '', limit);
+  const [epoch, lastText, rawEntries] = (await historyScript.run(connection, [
+    keys.history,
+    keys.meta,
+    newEpoch(),
+    historyTtlSeconds,
+    afterText ?? '',
+    limit,
+  ])) as [string, string, [string, string[]][]];
   const entries: ChannelMessage[] = [];
   let firstPredecessor: string | undefined;
   for (const [id, fields] of rawEntries) {

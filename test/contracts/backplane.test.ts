@@ -11,7 +11,7 @@ import { createClusterConnections, createRedisConnections } from '../../src/back
 import { parsePosition, parseEventPosition, comparePositions, ZERO_POSITION } from '../../src/history/cursor.js';
 import type { RedisSettings } from '../../src/config.js';
 import { clusterSettings, startRedisCluster } from '../helpers/redis-cluster.js';
-import { startRedis } from '../helpers/redis-server.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { sentinelSettings, startRedisSentinel } from '../helpers/redis-sentinel.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -21,31 +21,51 @@ const silent = pino({ level: 'silent' });
 let replicaSeq = 0;
 const NO_AUTH = { username: undefined, password: undefined, tls: undefined, waitReplicas: 0 };
 
-const implementations: Record<string, (t: Test) => Promise<Make>> = {
-  memory: async () => async (t, history) => {
-    const backplane = new MemoryBackplane(history);
-    t.teardown(() => backplane.close());
-    return backplane;
-  },
+/**
+ * A backplane maker, and for Redis a way to empty every server's script cache (as a restart
+ * does), so the scripts must be sent again.
+ */
+interface Implementation {
+  make: Make;
+  flushScripts?: () => Promise<void>;
+}
+
+const flushScriptsOn = (servers: readonly RedisServer[]) => async () => {
+  for (const server of servers) await server.command('SCRIPT', 'FLUSH');
+};
+
+const implementations: Record<string, (t: Test) => Promise<Implementation>> = {
+  memory: async () => ({
+    make: async (t, history) => {
+      const backplane = new MemoryBackplane(history);
+      t.teardown(() => backplane.close());
+      return backplane;
+    },
+  }),
   redis: async (t) => {
     const redis = await startRedis(t);
-    return redisBackplanes({ mode: 'standalone', url: redis.url, ...NO_AUTH });
+    return { make: redisBackplanes({ mode: 'standalone', url: redis.url, ...NO_AUTH }), flushScripts: flushScriptsOn([redis]) };
   },
   sentinel: async (t) => {
-    return redisBackplanes(sentinelSettings(await startRedisSentinel(t)));
+    const set = await startRedisSentinel(t);
+    return { make: redisBackplanes(sentinelSettings(set)), flushScripts: flushScriptsOn(set.nodes) };
   },
   cluster: async (t) => {
-    const settings = clusterSettings(await startRedisCluster(t));
-    return async (t, history) => {
-      const replicaId = `contract-${++replicaSeq}`;
-      const connections = createClusterConnections(settings, replicaId, silent);
-      const backplane = new ClusterBackplane(connections, { ...history, replicaId, probeIntervalMs: 500, waitReplicas: 0, logger: silent });
-      t.teardown(async () => {
-        await backplane.close();
-        connections.commands.disconnect();
-      });
-      await backplane.start();
-      return backplane;
+    const cluster = await startRedisCluster(t);
+    const settings = clusterSettings(cluster);
+    return {
+      make: async (t, history) => {
+        const replicaId = `contract-${++replicaSeq}`;
+        const connections = createClusterConnections(settings, replicaId, silent);
+        const backplane = new ClusterBackplane(connections, { ...history, replicaId, probeIntervalMs: 500, waitReplicas: 0, logger: silent });
+        t.teardown(async () => {
+          await backplane.close();
+          connections.commands.disconnect();
+        });
+        await backplane.start();
+        return backplane;
+      },
+      flushScripts: flushScriptsOn(cluster.nodes),
     };
   },
 };
@@ -88,7 +108,7 @@ const publishData = (backplane: Backplane, channel: ReturnType<typeof userChanne
 
 for (const [name, setup] of Object.entries(implementations)) {
   t.test(`${name} backplane`, async (t) => {
-    const make = await setup(t);
+    const { make, flushScripts } = await setup(t);
     const history = { historyMaxLen: 1000, historyTtlSeconds: 60 };
 
     t.test('a subscribed channel hears every publish, in order, with the published header and data', async (t) => {
@@ -392,6 +412,29 @@ for (const [name, setup] of Object.entries(implementations)) {
         ['2'],
       );
     });
+
+    if (flushScripts !== undefined) {
+      t.test('a Redis that lost its scripts (restarted, SCRIPT FLUSH) gets them again: publishes and reads go on', async (t) => {
+        const backplane = await make(t, history);
+        const received = collect(backplane);
+        const channel = userChannel(`flushed-${name}`);
+        await backplane.subscribe([channel]);
+        const before = await publishData(backplane, channel, { n: 1 });
+        await backplane.readHistory(channel, undefined, 10);
+        await flushScripts();
+        const after = await publishData(backplane, channel, { n: 2 });
+        t.equal(after.receivers, 1, 'the publish after the flush reached its subscriber');
+        t.ok(comparePositions(parsePosition(after.position)!, parsePosition(before.position)!) > 0, 'after the first one');
+        await flushScripts();
+        const read = await backplane.readHistory(channel, parsePosition(before.position), 10);
+        t.same(
+          read.entries.map((m) => m.positionText),
+          [after.position],
+          'a history read after another flush finds the event published after the first',
+        );
+        await waitFor(() => received.length === 2, { label: 'both messages heard' });
+      });
+    }
 
     t.test('epochs are per channel', async (t) => {
       const backplane = await make(t, history);
