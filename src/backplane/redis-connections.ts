@@ -38,8 +38,11 @@ export function createRedisConnections(settings: RedisSettings, replicaId: strin
     lazyConnect: true,
     retryStrategy,
     connectionName: `switchboard:cmd:${replicaId}`,
-    // Commands issued in the same tick (many publishes under load) go out in one write.
-    enableAutoPipelining: true,
+    // No auto-pipelining: it holds each loop turn's commands in a Pipeline that waits for the
+    // previous one's replies before it is sent, so a publish queued behind another's round trip,
+    // and every Pipeline outlived two scavenges and died in the old space (3.1-3.7 of the 3.5 KB
+    // per publish promoted). Off, each command is one write, and a publish costs less CPU at
+    // 1,500 and 3,000/s alike (docs/BENCHMARKS.md).
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: COMMAND_TIMEOUT_MS,
@@ -85,6 +88,10 @@ export function createClusterConnections(settings: ClusterSettings, replicaId: s
     {
       lazyConnect: true,
       enableOfflineQueue: false,
+      // Auto-pipelining stays on here, unlike for one server: a pipeline that meets MOVED is sent
+      // again once the slot map is refreshed, while a lone command is redirected at once to the
+      // new master's connection, which may not be open yet: the first publish after a failover
+      // then failed (test/serial/cluster-topology.test.ts, 2 runs of 3 without it).
       enableAutoPipelining: true,
       // No `slotsRefreshInterval`: ClusterBackplane asks for a refresh every second itself. ioredis'
       // own timer re-arms itself when a disconnect() lands while one of its refreshes is in flight,
