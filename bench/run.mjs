@@ -57,7 +57,7 @@ const CONFIG = {
   clients: Number(args.clients ?? 4),
   openConcurrency: 64, // in-flight opens per client process
   idle: { steps: quick ? [1000, 5000] : [1000, 10000, 19000], settleMs: 1000 },
-  latency: { rates: [500, 2000], durationMs: quick ? 2000 : 5000 },
+  latency: { rates: [500, 2000], durationMs: quick ? 2000 : 5000, warmupMs: quick ? 3000 : 10000 },
   broadcast: { sizes: quick ? [1000, 3000] : [1000, 10000], events: quick ? 3 : 5, gapMs: 200 },
   throughput: { steps: quick ? [1, 8, 32] : [1, 4, 16, 64], durationMs: quick ? 1500 : 2500 },
   fanout: { steps: quick ? [1, 4] : [1, 2, 4, 8], durationMs: quick ? 1500 : 2000 },
@@ -305,8 +305,12 @@ function brief(run) {
   const parts = [];
   const top = run.idle?.points.at(-1);
   if (top) parts.push(`A ${top.alive}/${top.streams} streams ${top.kibPerStream.toFixed(1)} KiB/stream open ${(top.openMs / 1000).toFixed(1)}s`);
-  const b = run.flow?.latency?.at(-1);
-  if (b) parts.push(`B@${b.rate} p50 ${b.p50Ms?.toFixed(2)} p99 ${b.p99Ms?.toFixed(2)} ms ratio ${b.deliveryRatio?.toFixed(3)}`);
+  const b = run.flow?.latency?.filter((l) => !l.warm).at(-1);
+  const w = run.flow?.latency?.find((l) => l.warm);
+  if (b)
+    parts.push(
+      `B@${b.rate} p50 ${b.p50Ms?.toFixed(2)} p99 ${b.p99Ms?.toFixed(2)} ms ratio ${b.deliveryRatio?.toFixed(3)}${w ? ` (warm p50 ${w.p50Ms?.toFixed(2)} p99 ${w.p99Ms?.toFixed(2)})` : ''}`,
+    );
   const c = run.flow?.broadcastLarge;
   if (c) parts.push(`C ${c.streams} last ${c.timeToLastMs?.median.toFixed(0)} ms ratio ${c.deliveryRatio.toFixed(3)}`);
   const d = run.flow?.throughput?.peak;
