@@ -38,11 +38,11 @@ export function createRedisConnections(settings: RedisSettings, replicaId: strin
     lazyConnect: true,
     retryStrategy,
     connectionName: `switchboard:cmd:${replicaId}`,
-    // No auto-pipelining: it holds each loop turn's commands in a Pipeline that waits for the
-    // previous one's replies before it is sent, so a publish queued behind another's round trip,
-    // and every Pipeline outlived two scavenges and died in the old space (3.1-3.7 of the 3.5 KB
-    // per publish promoted). Off, each command is one write, and a publish costs less CPU at
-    // 1,500 and 3,000/s alike (docs/BENCHMARKS.md).
+    // No auto-pipelining: ioredis sends one auto-pipeline per connection at a time, so a loop
+    // turn's commands wait in a Pipeline for the previous one's replies, and those Pipelines were
+    // most of what a publish promoted to the old space (3.9 KB per publish with it, 0.8 without).
+    // Off, each command is one write, and the publishing replica spent ~19% less CPU per event at
+    // 1,500/s and less at 3,000/s too (docs/BENCHMARKS.md).
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: COMMAND_TIMEOUT_MS,

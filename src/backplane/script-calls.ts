@@ -11,12 +11,12 @@ import { HISTORY_SCRIPT, KEYS_PER_EVENT, PUBLISH_BATCH_SCRIPT, PUBLISH_SCRIPT, S
 /**
  * A Lua script run as EVALSHA through the connection's plain command path, and as EVAL when the
  * server does not hold it yet (a new or restarted Redis answers NOSCRIPT; EVAL caches it there).
- * ioredis' `defineCommand` does the same through a wrapping command, a reject closure per call and
- * two more promise chains: ~4 KB of garbage per call, the most of any part of a single publish in
+ * ioredis' `defineCommand` does the same through a second command class, a reject closure per
+ * call and two more promise chains; its frames were the largest allocation sites of a publish in
  * the allocation profile (docs/BENCHMARKS.md). Keys come first, so Cluster routes a call, and its
  * auto-pipelining groups it, by the call's first key.
  */
-export class LuaScript {
+class LuaScript {
   private readonly sha: string;
 
   constructor(
