@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Test } from 'tap';
 
 export interface Packed {
   /** The package.json, parsed. */
@@ -29,4 +30,17 @@ export function namedFiles({ manifest }: Packed): string[] {
   const exported = Object.values(manifest.exports).flatMap((target) => (typeof target === 'string' ? [target] : Object.values(target)));
   const named = [...exported, manifest.types, ...(manifest.main === undefined ? [] : [manifest.main]), ...Object.values(manifest.bin ?? {})];
   return [...new Set(named.map((path) => path.replace(/^\.\//, '')))];
+}
+
+/**
+ * A workspace package's tarball: every file its manifest names, the README, and nothing under
+ * `notUnder` (`what` says what those are, for the assertion's message).
+ */
+export function checkShipped(t: Test, packed: Packed, notUnder: readonly string[], what: string): void {
+  for (const file of namedFiles(packed)) t.ok(packed.files.has(file), `${file} is in the tarball`);
+  t.ok(packed.files.has('README.md'), 'README.md is in the tarball');
+  t.notOk(
+    [...packed.files].some((file) => notUnder.some((prefix) => file.startsWith(prefix))),
+    what,
+  );
 }
