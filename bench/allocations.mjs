@@ -11,81 +11,57 @@
 // --promoted: only what outlived a scavenge (promoted, then freed by a major GC). --no-sample:
 // no profiler (it slows what it samples), for the latency and CPU figures alone. Runs the dist/
 // of --root (default: this work tree; `npm run build` first).
-import { readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseFlags } from './lib/flags.mjs';
 import { signToken } from './lib/jwt.mjs';
-import { cpuSeconds, freePort, spawnServer, stopServer, waitHttpOk } from './lib/procs.mjs';
-import { startRedis } from './lib/redis.mjs';
+import { cpuSeconds } from './lib/procs.mjs';
 import { quantile, sortNumbers } from './lib/stats.mjs';
+import { start } from './targets/switchboard.mjs';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const at = a.indexOf('=');
-    return at < 0 ? [a.replace(/^--/, ''), true] : [a.slice(2, at), a.slice(at + 1)];
-  }),
-);
+const args = parseFlags();
 const RATE = Number(args.rate ?? 1500);
 const SECS = Number(args.secs ?? 8);
 const TOP = Number(args.top ?? 25);
 const STREAMS = 300;
 const WARMUP_SECS = 3;
 const sampling = !args['no-sample'];
-const root = resolve(String(args.root ?? ROOT));
 const outDir = join(ROOT, 'bench/results/allocations');
 mkdirSync(outDir, { recursive: true });
-const SECRET = 'bench-stream-token-secret-0123456789';
-const API_KEY = 'bench-publish-api-key-0123456789';
 
-const redis = await startRedis();
-const replicas = [];
-for (const name of ['A', 'B']) {
-  const port = await freePort();
-  const child = spawnServer(
-    process.execPath,
-    [
-      ...String(args['node-args'] ?? '')
-        .split(' ')
-        .filter(Boolean),
-      '--import',
-      join(ROOT, 'bench/lib/heap-sampler.mjs'),
-      join(root, 'dist/main.js'),
-    ],
-    {
-      cwd: root,
-      env: {
-        HEAP_SAMPLE_OUT: join(outDir, `replica-${name}.json`),
-        HEAP_SAMPLE_PROMOTED: args.promoted ? '1' : '0',
-        REDIS_URL: redis.url,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        REPLICA_ID: `alloc-${name}`,
-        STREAM_TOKEN_SECRET: SECRET,
-        PUBLISH_API_KEY: API_KEY,
-        ALLOW_UNSIGNED_CALLBACKS: 'true',
-        LOG_LEVEL: 'warn',
-        HEARTBEAT_MS: '15000',
-        HISTORY_MAX_LEN: '1000',
-        OTEL_SDK_DISABLED: 'true',
-      },
-      log: 'pipe',
-    },
-  );
-  // Both pipes drained from the start: a full pipe would stall the replica's log writes.
-  child.stderr.resume();
-  const sampleWritten = new Promise((written) => child.stdout.on('data', (d) => String(d).includes('heap sample written') && written()));
-  await waitHttpOk(port, '/readyz', 20000, child);
-  replicas.push({ name, port, child, sampleWritten });
-}
+// Replicas as the bench runs Switchboard (its environment and secrets), with the sampler preloaded;
+// they inherit this process's environment, which tells the sampler where to write and what.
+process.env.HEAP_SAMPLE_DIR = outDir;
+process.env.HEAP_SAMPLE_PROMOTED = args.promoted ? '1' : '0';
+const stack = await start({
+  logDir: outDir,
+  replicas: 2,
+  root: resolve(String(args.root ?? ROOT)),
+  nodeArgs: [
+    ...String(args['node-args'] ?? '')
+      .split(' ')
+      .filter(Boolean),
+    '--import',
+    join(ROOT, 'bench/lib/heap-sampler.mjs'),
+  ],
+});
+const { secret, apiKey } = stack.ctx;
+const replicas = stack.children.map((child, i) => ({
+  name: i === 0 ? 'A' : 'B',
+  port: stack.streamPorts[i],
+  child,
+  sample: join(outDir, `heap-${child.pid}.json`),
+}));
 const [holder, publisher] = replicas;
 
 const latenciesMs = [];
 let counting = false;
 for (let i = 0; i < STREAMS; i++) {
-  const token = signToken(SECRET, { sub: `u${i}`, aud: 'switchboard', exp: Math.floor(Date.now() / 1000) + 3600 });
+  const token = signToken(secret, { sub: `u${i}`, aud: 'switchboard', exp: Math.floor(Date.now() / 1000) + 3600 });
   await new Promise((opened, failed) => {
     http
       .get({ host: '127.0.0.1', port: holder.port, path: `/stream/u${i}?token=${token}`, agent: false }, (res) => {
@@ -111,7 +87,7 @@ const publish = () =>
         path: `/v1/users/u${Math.floor(Math.random() * STREAMS)}/events`,
         method: 'POST',
         agent,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, 'content-length': Buffer.byteLength(body) },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}`, 'content-length': Buffer.byteLength(body) },
       },
       (res) => {
         res.resume();
@@ -142,8 +118,11 @@ await sleep(200); // the last deliveries
 counting = false;
 const cpuAfter = replicas.map(({ child }) => cpuSeconds(child.pid));
 if (sampling) {
-  for (const { child } of replicas) child.kill('SIGUSR2');
-  await Promise.all(replicas.map(({ sampleWritten }) => sampleWritten));
+  for (const { child, sample } of replicas) {
+    rmSync(sample, { force: true });
+    child.kill('SIGUSR2');
+  }
+  for (const { sample } of replicas) while (!existsSync(sample)) await sleep(50);
 }
 const events = statuses.length;
 const accepted = statuses.filter((s) => s === 202).length;
@@ -154,8 +133,8 @@ console.log(
 for (const [i, { name }] of replicas.entries()) console.log(`replica ${name}: ${(((cpuAfter[i] - cpuBefore[i]) * 1e6) / events).toFixed(0)} µs CPU per event`);
 
 if (sampling) {
-  for (const { name } of replicas) {
-    const profile = JSON.parse(readFileSync(join(outDir, `replica-${name}.json`), 'utf8'));
+  for (const { name, sample } of replicas) {
+    const profile = JSON.parse(readFileSync(sample, 'utf8'));
     const bySite = new Map();
     const walk = (node) => {
       const f = node.callFrame;
@@ -171,5 +150,5 @@ if (sampling) {
     for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`${(bytes / events).toFixed(0).padStart(7)} B  ${site}`);
   }
 }
-await Promise.all([...replicas.map(({ child }) => stopServer(child)), redis.stop()]);
+await stack.stop();
 process.exit(0);

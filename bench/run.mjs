@@ -38,18 +38,13 @@ import { scaleOut, scaleOutMarkdown } from './scenarios/scale-out.mjs';
 import { overload } from './scenarios/overload.mjs';
 import { profile } from './profile.mjs';
 import { renderMarkdown, summarize } from './lib/report.mjs';
+import { parseFlags } from './lib/flags.mjs';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const RESULTS = join(ROOT, 'bench/results');
 let switchboardRoot = ROOT;
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    // Split at the first '=' only: a value may hold more (--compare-node-args="--max-semi-space-size=32").
-    const [k, ...v] = a.replace(/^--/, '').split('=');
-    return [k, v.length === 0 ? true : v.join('=')];
-  }),
-);
+const args = parseFlags();
 const quick = Boolean(args.quick);
 
 const CONFIG = {

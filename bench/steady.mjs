@@ -22,14 +22,10 @@ import { sumCpu } from './lib/procs.mjs';
 import { summary } from './lib/stats.mjs';
 import { waitForEvents } from './scenarios/util.mjs';
 import { TARGETS } from './targets/index.mjs';
+import { parseFlags } from './lib/flags.mjs';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=');
-    return [k, v ?? true];
-  }),
-);
+const args = parseFlags();
 const targetName = String(args.target ?? 'switchboard');
 const target = TARGETS.find((t) => t.name === targetName);
 if (target === undefined) throw new Error(`unknown target ${targetName}`);

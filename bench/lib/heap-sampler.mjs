@@ -1,9 +1,11 @@
 // Preloaded into a replica by bench/allocations.mjs (`--import`): V8's sampling heap profiler,
-// started on SIGUSR1 and written to $HEAP_SAMPLE_OUT on SIGUSR2. With HEAP_SAMPLE_PROMOTED=1 it
+// started on SIGUSR1 and written to $HEAP_SAMPLE_DIR/heap-<pid>.json on SIGUSR2 (whole, by a
+// rename, so a reader polling for it never sees half a file). With HEAP_SAMPLE_PROMOTED=1 it
 // keeps only what outlived the young generation (objects a scavenge copied and a later major GC
 // freed); otherwise every allocation, short-lived ones included.
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
+import { join } from 'node:path';
 
 const session = new Session();
 session.connect();
@@ -19,6 +21,7 @@ process.on('SIGUSR1', () => {
 });
 process.on('SIGUSR2', async () => {
   const { profile } = await post('HeapProfiler.stopSampling');
-  writeFileSync(process.env.HEAP_SAMPLE_OUT, JSON.stringify(profile));
-  process.stdout.write('heap sample written\n');
+  const file = join(process.env.HEAP_SAMPLE_DIR, `heap-${process.pid}.json`);
+  writeFileSync(`${file}.part`, JSON.stringify(profile));
+  renameSync(`${file}.part`, file);
 });
