@@ -71,14 +71,15 @@ class Parts {
     child.once('error', (err) => process.stdout.write(`${name}: ${err.message}\n`));
     child.once('exit', (code, signal) => {
       if (this.stopping) return;
-      process.stdout.write(`\n${name} exited (${signal ?? `code ${code}`}).`);
+      // One write per notice: a reader of the pipe sees the exit and what follows from it together.
+      const exitedAs = `\n${name} exited (${signal ?? `code ${code}`}).`;
       if (essential) {
-        process.stdout.write(' The demo cannot work without it: stopping.\n');
+        process.stdout.write(`${exitedAs} The demo cannot work without it: stopping.\n`);
         void shutDown(1);
       } else if (name.startsWith('redis-')) {
-        process.stdout.write(' The cluster promotes its replica in about 4 s; the page carries on. Ctrl-C stops the demo.\n');
+        process.stdout.write(`${exitedAs} The cluster promotes its replica in about 4 s; the page carries on. Ctrl-C stops the demo.\n`);
       } else {
-        process.stdout.write(' The other replicas keep serving; Ctrl-C stops the demo.\n');
+        process.stdout.write(`${exitedAs} The other replicas keep serving; Ctrl-C stops the demo.\n`);
       }
     });
     this.list.push(part);
@@ -290,6 +291,9 @@ async function startCluster(tools) {
         // A shard whose master is down must not stop the others (the default answers CLUSTERDOWN everywhere).
         '--cluster-require-full-coverage',
         'no',
+        // A master waits this long (5 s by default) for more replicas before a full sync.
+        '--repl-diskless-sync-delay',
+        '0',
       ],
       { logFile, essential: false },
     );
@@ -303,7 +307,7 @@ async function startCluster(tools) {
   );
   if (create.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${create.stdout}${create.stderr}`);
   await Promise.all(nodes.map(({ part, port }) => waitUntil(part, () => redisAnswers(port, 'CLUSTER INFO', 'cluster_state:ok'))));
-  return Promise.all(
+  const listed = await Promise.all(
     nodes.map(async (node) => {
       const line = (await redisReply(node.port, 'CLUSTER NODES')).split('\n').find((entry) => entry.includes('myself'));
       const [, , flags = '', , , , , , ...slots] = (line ?? '').split(' ');
@@ -311,6 +315,11 @@ async function startCluster(tools) {
       return { ...node, role };
     }),
   );
+  // A replica that has not finished its first sync refuses to take over ("disconnected from
+  // master for longer than allowed"): the demo is ready only once every replica has its data.
+  const replicas = listed.filter((node) => node.role === 'replica');
+  await Promise.all(replicas.map(({ part, port }) => waitUntil(part, () => redisAnswers(port, 'INFO replication', 'master_link_status:up'))));
+  return listed;
 }
 /** Polls `check` until it passes; fails at once if the part exits, with what it printed. */
 async function waitUntil(part, check) {

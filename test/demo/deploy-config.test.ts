@@ -126,6 +126,7 @@ t.test('docker-compose.yml passes the Compose validator and has the demo topolog
   t.match(node, /--cluster-enabled\n\s+- ["']yes["']\n/, 'cluster nodes run in cluster mode');
   t.match(node, /--cluster-node-timeout\n\s+- ["']2000["']\n/, 'with cluster-node-timeout 2000');
   t.match(node, /--cluster-require-full-coverage\n\s+- ["']no["']\n/, 'and full coverage not required');
+  t.match(node, /--repl-diskless-sync-delay\n\s+- ["']0["']\n/, "and no wait before a replica's first sync (a replica without its data refuses to take over)");
   t.match(block('redis-cluster-init'), /--cluster create [^\n]*--cluster-replicas 1 --cluster-yes/, 'the one-shot init makes 3 masters with a replica each');
   // Each replica with the upstream parameters the template relies on (local.mjs writes the same).
   // The validator folds long values over lines: compare with whitespace collapsed.
