@@ -3,7 +3,8 @@
 // replicas and a Redis: A holds 300 streams, B takes the publishes (open loop, --rate per second,
 // to random users), so every event crosses Redis. After a 3 s warm-up, each replica's sampling
 // heap profiler runs for the measured window; the report is bytes per event by allocating
-// function, and the publish → receive latency and server CPU per event of the same window.
+// function, and the publish → receive latency and server CPU per event (each replica, Redis) of
+// the same window.
 //
 //   node bench/allocations.mjs [--rate=1500] [--secs=8] [--top=25] [--promoted] [--no-sample]
 //                              [--root=DIR] [--node-args="--max-semi-space-size=8"]
@@ -111,12 +112,14 @@ async function publishFor(secs) {
 
 await publishFor(WARMUP_SECS);
 const cpuBefore = replicas.map(({ child }) => cpuSeconds(child.pid));
+const redisCpuBefore = cpuSeconds(stack.redisPid);
 if (sampling) for (const { child } of replicas) child.kill('SIGUSR1');
 counting = true;
 const statuses = await publishFor(SECS);
 await sleep(200); // the last deliveries
 counting = false;
 const cpuAfter = replicas.map(({ child }) => cpuSeconds(child.pid));
+const redisCpuAfter = cpuSeconds(stack.redisPid);
 if (sampling) {
   for (const { child, sample } of replicas) {
     rmSync(sample, { force: true });
@@ -131,6 +134,7 @@ console.log(
   `${events} publishes at ${RATE}/s, ${accepted} accepted, ${latenciesMs.length} received; publish → receive p50 ${quantile(sorted, 0.5).toFixed(2)} ms, p99 ${quantile(sorted, 0.99).toFixed(2)} ms`,
 );
 for (const [i, { name }] of replicas.entries()) console.log(`replica ${name}: ${(((cpuAfter[i] - cpuBefore[i]) * 1e6) / events).toFixed(0)} µs CPU per event`);
+console.log(`redis: ${(((redisCpuAfter - redisCpuBefore) * 1e6) / events).toFixed(0)} µs CPU per event`);
 
 if (sampling) {
   for (const { name, sample } of replicas) {
