@@ -77,7 +77,7 @@ export class ClusterBackplane implements Backplane {
     private readonly connections: ClusterConnections,
     private readonly options: ClusterBackplaneOptions,
   ) {
-    this.commands = defineBatchScript(connections.commands, true);
+    this.commands = defineBatchScript(connections.commands);
     this.replication = options.waitReplicas > 0 ? new ClusterReplicationWait(connections.commands, options.waitReplicas) : undefined;
   }
 

@@ -8,9 +8,10 @@ import { probeChannel, type ChannelName } from './redis-keys.js';
 import { parseWireMessage } from './envelope.js';
 import type { HistoryOptions } from './memory-backplane.js';
 import { ProbeTracker } from './probe-tracker.js';
+import { PublishCoalescer } from './publish-coalescer.js';
 import type { RedisConnections } from './redis-connections.js';
 import { ReplicationWait } from './replication-wait.js';
-import { defineBatchScript, runHistoryRead, runPublish, runPublishMany, toResult, type BatchScriptCommand, type ScriptPublished } from './script-calls.js';
+import { runHistoryRead, runPublish, runPublishMany, toResult, type ScriptPublished } from './script-calls.js';
 
 export interface RedisBackplaneOptions extends HistoryOptions {
   replicaId: string;
@@ -38,7 +39,7 @@ export const FIRST_SUBSCRIBE_TIMEOUT_MS = 15_000;
  */
 export class RedisBackplane implements Backplane {
   readonly kind = 'redis' as const;
-  private readonly publisher: Redis & BatchScriptCommand;
+  private readonly publisher: Redis;
   private readonly subscriber: Redis;
   private readonly subscribed = new Set<ChannelName>();
   private readonly messageHandlers: ((message: ChannelMessage) => void)[] = [];
@@ -57,14 +58,19 @@ export class RedisBackplane implements Backplane {
   private closed = false;
   /** Set when REDIS_WAIT_REPLICAS > 0. */
   private readonly replication: ReplicationWait | undefined;
+  private readonly coalescer: PublishCoalescer;
 
   constructor(
     connections: RedisConnections,
     private readonly options: RedisBackplaneOptions,
   ) {
-    this.publisher = defineBatchScript(connections.commands, false);
+    this.publisher = connections.commands;
     this.subscriber = connections.subscriber;
     this.replication = options.waitReplicas > 0 ? new ReplicationWait(this.publisher, options.waitReplicas) : undefined;
+    this.coalescer = new PublishCoalescer({
+      one: (request) => runPublish(this.publisher, false, request, options),
+      many: (requests) => runPublishMany(this.publisher, requests, options),
+    });
     this.probe = probeChannel(options.replicaId);
     this.probeTracker = new ProbeTracker(options.probeIntervalMs);
 
@@ -96,7 +102,7 @@ export class RedisBackplane implements Backplane {
 
   async publish(request: PublishRequest): Promise<PublishResult> {
     try {
-      const published = await runPublish(this.publisher, false, request, this.options);
+      const published = await this.coalescer.publish(request);
       await this.replicated([published], [request]);
       return toResult(published);
     } catch (err) {

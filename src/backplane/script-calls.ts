@@ -13,46 +13,47 @@ import { HISTORY_SCRIPT, KEYS_PER_EVENT, PUBLISH_BATCH_SCRIPT, PUBLISH_SCRIPT, S
  * server does not hold it yet (a new or restarted Redis answers NOSCRIPT; EVAL caches it there).
  * ioredis' `defineCommand` does the same through a second command class, a reject closure per
  * call and two more promise chains; its frames were the largest allocation sites of a publish in
- * the allocation profile (docs/BENCHMARKS.md). Keys come first, so Cluster routes a call, and its
- * auto-pipelining groups it, by the call's first key.
+ * the allocation profile (docs/BENCHMARKS.md). Cluster routes a call, and its auto-pipelining
+ * groups it, by the call's first key (EVALSHA's key positions are in ioredis' command table).
  */
 class LuaScript {
   private readonly sha: string;
 
-  constructor(
-    private readonly lua: string,
-    private readonly numberOfKeys: number,
-  ) {
+  constructor(private readonly lua: string) {
     this.sha = createHash('sha1').update(lua).digest('hex');
   }
 
-  /** Runs the script with `keysAndArgs` (its keys, then its arguments). Rejects as Redis did. */
-  async run(connection: Redis | Cluster, keysAndArgs: readonly (string | number)[]): Promise<unknown> {
+  /**
+   * Runs the script with `numberOfKeysAndArgs`: the number of keys, its keys, then its
+   * arguments. Rejects as Redis did.
+   */
+  async run(connection: Redis | Cluster, numberOfKeysAndArgs: readonly (string | number)[]): Promise<unknown> {
     try {
-      return await connection.call('evalsha', [this.sha, this.numberOfKeys, ...keysAndArgs]);
+      return await connection.call('evalsha', [this.sha, ...numberOfKeysAndArgs]);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return connection.call('eval', [this.lua, this.numberOfKeys, ...keysAndArgs]);
+      return connection.call('eval', [this.lua, ...numberOfKeysAndArgs]);
     }
   }
 }
 
-const publishScripts = { plain: new LuaScript(PUBLISH_SCRIPT, KEYS_PER_EVENT), sharded: new LuaScript(SHARDED_PUBLISH_SCRIPT, KEYS_PER_EVENT) };
-const historyScript = new LuaScript(HISTORY_SCRIPT, 2);
+const publishScripts = { plain: new LuaScript(PUBLISH_SCRIPT), sharded: new LuaScript(SHARDED_PUBLISH_SCRIPT) };
+const publishBatchScript = new LuaScript(PUBLISH_BATCH_SCRIPT);
+const historyScript = new LuaScript(HISTORY_SCRIPT);
 
 /**
- * The batch script on a command connection (PUBLISH, or with `sharded` SPUBLISH). It stays an
- * ioredis command: on Cluster it runs inside explicit pipelines, which load a defined script
- * before they run. Not for a Cluster connection's auto-pipelining, which would place the call by
- * its first argument, the number of keys.
+ * The batch script on a Cluster connection (with SPUBLISH), as an ioredis command: it runs inside
+ * explicit pipelines, one per master, which load a defined script before they run. Not for the
+ * Cluster connection's auto-pipelining, which would place the call by its first argument, the
+ * number of keys.
  */
 export interface BatchScriptCommand {
   sbPublishMany(...args: (string | number)[]): Promise<(string | number)[]>;
 }
 
-export function defineBatchScript<C extends Redis | Cluster>(connection: C, sharded: boolean): C & BatchScriptCommand {
-  connection.defineCommand('sbPublishMany', { lua: sharded ? SHARDED_PUBLISH_BATCH_SCRIPT : PUBLISH_BATCH_SCRIPT });
-  return connection as C & BatchScriptCommand;
+export function defineBatchScript(connection: Cluster): Cluster & BatchScriptCommand {
+  connection.defineCommand('sbPublishMany', { lua: SHARDED_PUBLISH_BATCH_SCRIPT });
+  return connection as Cluster & BatchScriptCommand;
 }
 
 /** One event's outcome from the publish script. `receivers` is -1 for a duplicate (nothing was written or published). */
@@ -105,6 +106,7 @@ export function toResult({ position, epoch, receivers }: ScriptPublished): Publi
 export async function runPublish(connection: Redis | Cluster, sharded: boolean, request: PublishRequest, history: HistoryOptions): Promise<ScriptPublished> {
   const keys = channelKeys(request.channel);
   const args: (string | number)[] = [
+    KEYS_PER_EVENT,
     keys.history,
     keys.meta,
     keys.idempotencyPrefix + (request.idempotencyKey ?? ''),
@@ -118,8 +120,8 @@ export async function runPublish(connection: Redis | Cluster, sharded: boolean, 
 }
 
 /** Runs the publish script for many events in one call (one round trip; one server, not Cluster). */
-export async function runPublishMany(connection: BatchScriptCommand, requests: readonly PublishRequest[], history: HistoryOptions): Promise<ScriptPublished[]> {
-  return publishReplies(await connection.sbPublishMany(...publishManyArguments(requests, history)));
+export async function runPublishMany(connection: Redis, requests: readonly PublishRequest[], history: HistoryOptions): Promise<ScriptPublished[]> {
+  return publishReplies((await publishBatchScript.run(connection, publishManyArguments(requests, history))) as (string | number)[]);
 }
 
 /** Runs the history script and reads its reply (see Backplane.readHistory). Rejects as Redis did. */
@@ -135,6 +137,7 @@ export async function runHistoryRead(
   // A live-only event's position names the durable one before it: history is read after that.
   const afterText = after === undefined ? undefined : formatPosition(durablePart(after));
   const [epoch, lastText, rawEntries] = (await historyScript.run(connection, [
+    2,
     keys.history,
     keys.meta,
     newEpoch(),

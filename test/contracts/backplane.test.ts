@@ -283,20 +283,22 @@ for (const [name, setup] of Object.entries(implementations)) {
       const received = collect(backplane);
       const channels = [userChannel(`together-a-${name}`), topicChannel(`together-b-${name}`), userChannel(`together-c-${name}`)];
       await backplane.subscribe(channels);
-      // 200 in one turn (one auto-pipeline on Redis), one idempotency key used twice.
+      // 200 in one turn (two script calls of 100 on one Redis), one idempotency key used twice:
+      // in one call (4 and 61), and across calls (4 and 130).
       const results = await Promise.all(
-        Array.from({ length: 200 }, (_, i) => publishData(backplane, channels[i % 3]!, { i }, i === 4 || i === 130 ? 'twice' : undefined)),
+        Array.from({ length: 200 }, (_, i) => publishData(backplane, channels[i % 3]!, { i }, i === 4 || i === 61 || i === 130 ? 'thrice' : undefined)),
       );
       t.same(
         results.map((r) => r.duplicate),
-        results.map((_, i) => i === 130),
+        results.map((_, i) => i === 61 || i === 130),
         'only the repeated key is a duplicate',
       );
-      t.equal(results[130]!.position, results[4]!.position, 'the duplicate names the first event');
-      await waitFor(() => received.length === 199, { label: '199 messages' });
+      t.equal(results[61]!.position, results[4]!.position, 'a duplicate in the same call names the first event');
+      t.equal(results[130]!.position, results[4]!.position, 'a duplicate in a later call too');
+      await waitFor(() => received.length === 198, { label: '198 messages' });
       for (const [c, channel] of channels.entries()) {
         const heard = received.filter((m) => m.channel === channel);
-        const expected = results.flatMap((_r, i) => (i % 3 === c && i !== 130 ? [i] : []));
+        const expected = results.flatMap((_r, i) => (i % 3 === c && i !== 61 && i !== 130 ? [i] : []));
         t.same(
           heard.map((m) => JSON.parse(m.dataJson).i),
           expected,
@@ -426,13 +428,20 @@ for (const [name, setup] of Object.entries(implementations)) {
         t.equal(after.receivers, 1, 'the publish after the flush reached its subscriber');
         t.ok(comparePositions(parsePosition(after.position)!, parsePosition(before.position)!) > 0, 'after the first one');
         await flushScripts();
+        const together = await Promise.all([3, 4].map((n) => publishData(backplane, channel, { n })));
+        t.same(
+          together.map((r) => r.receivers),
+          [1, 1],
+          'publishes sent at once after a flush (one call for both, on one Redis) reach the subscriber',
+        );
+        await flushScripts();
         const read = await backplane.readHistory(channel, parsePosition(before.position), 10);
         t.same(
           read.entries.map((m) => m.positionText),
-          [after.position],
-          'a history read after another flush finds the event published after the first',
+          [after.position, ...together.map((r) => r.position)],
+          'a history read after another flush finds the events published after the first',
         );
-        await waitFor(() => received.length === 2, { label: 'both messages heard' });
+        await waitFor(() => received.length === 4, { label: 'all four messages heard' });
       });
     }
 
