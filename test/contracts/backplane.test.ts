@@ -283,8 +283,8 @@ for (const [name, setup] of Object.entries(implementations)) {
       const received = collect(backplane);
       const channels = [userChannel(`together-a-${name}`), topicChannel(`together-b-${name}`), userChannel(`together-c-${name}`)];
       await backplane.subscribe(channels);
-      // 200 in one turn (two script calls of 100 on one Redis), one idempotency key used twice:
-      // in one call (4 and 61), and across calls (4 and 130).
+      // 200 in one turn (two script calls of 100 on one Redis), one idempotency key used three
+      // times: repeated in the same call (4, then 61) and in a later call (130).
       const results = await Promise.all(
         Array.from({ length: 200 }, (_, i) => publishData(backplane, channels[i % 3]!, { i }, i === 4 || i === 61 || i === 130 ? 'thrice' : undefined)),
       );
