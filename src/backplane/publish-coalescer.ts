@@ -29,8 +29,9 @@ export interface PublishCalls {
  * goes out as it always did.
  *
  * Order is kept: the events of a turn run in arrival order inside the call, and calls run in
- * order on the one connection. A failed call fails each event in it, as separate calls would
- * have failed.
+ * order on the one connection. A call that fails (Redis down, a timeout) fails each event in it,
+ * 503: as with a single publish whose answer timed out, some may have been stored, and a retry
+ * with its idempotency key is answered as the duplicate it is.
  */
 export class PublishCoalescer {
   private waiting: Waiting[] = [];
@@ -47,25 +48,27 @@ export class PublishCoalescer {
   private readonly flush = (): void => {
     const waiting = this.waiting;
     this.waiting = [];
-    for (let start = 0; start < waiting.length; start += MAX_EVENTS_PER_CALL) {
-      const group = waiting.slice(start, start + MAX_EVENTS_PER_CALL);
-      if (group.length === 1) {
-        const [only] = group as [Waiting];
-        this.calls.one(only.request).then(only.resolve, only.reject);
-        continue;
-      }
-      this.calls.many(group.map((entry) => entry.request)).then(
-        (published) => {
-          for (const [i, entry] of group.entries()) {
-            const outcome = published[i];
-            if (outcome === undefined) entry.reject(new Error(`the publish script answered ${published.length} events of ${group.length}`));
-            else entry.resolve(outcome);
-          }
-        },
-        (err: unknown) => {
-          for (const entry of group) entry.reject(err);
-        },
-      );
-    }
+    if (waiting.length <= MAX_EVENTS_PER_CALL) this.send(waiting);
+    else for (let start = 0; start < waiting.length; start += MAX_EVENTS_PER_CALL) this.send(waiting.slice(start, start + MAX_EVENTS_PER_CALL));
   };
+
+  private send(group: readonly Waiting[]): void {
+    if (group.length === 1) {
+      const [only] = group as [Waiting];
+      this.calls.one(only.request).then(only.resolve, only.reject);
+      return;
+    }
+    this.calls.many(group.map((entry) => entry.request)).then(
+      (published) => {
+        for (const [i, entry] of group.entries()) {
+          const outcome = published[i];
+          if (outcome === undefined) entry.reject(new Error(`the publish script answered ${published.length} events of ${group.length}`));
+          else entry.resolve(outcome);
+        }
+      },
+      (err: unknown) => {
+        for (const entry of group) entry.reject(err);
+      },
+    );
+  }
 }

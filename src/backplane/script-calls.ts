@@ -137,7 +137,7 @@ export async function runHistoryRead(
   // A live-only event's position names the durable one before it: history is read after that.
   const afterText = after === undefined ? undefined : formatPosition(durablePart(after));
   const [epoch, lastText, rawEntries] = (await historyScript.run(connection, [
-    2,
+    2, // keys: history, meta
     keys.history,
     keys.meta,
     newEpoch(),
