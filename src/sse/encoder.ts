@@ -73,3 +73,11 @@ export function encodeRetry(ms: number): string {
   }
   return 'retry: ' + String(ms) + '\n';
 }
+
+/**
+ * `text` of `bytes` UTF-8 bytes as one HTTP/1.1 chunk: its size in hex, CRLF, the data, CRLF
+ * (RFC 9112, 7.1), for a stream that writes its chunks to the socket itself (see sse-stream.ts).
+ */
+export function frameChunk(text: string, bytes: number): string {
+  return bytes.toString(16) + '\r\n' + text + '\r\n';
+}

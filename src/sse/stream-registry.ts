@@ -5,7 +5,7 @@ import { channelTag, comparePositions, formatSegment, type Position } from '../h
 import { catchUpChannel, type CatchUpDeps } from '../history/catch-up.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { startDeliverSpan, withSpan } from '../telemetry/tracing.js';
-import { encodeEventBody, encodeIdLine } from './encoder.js';
+import { encodeEventBody, encodeIdLine, frameChunk } from './encoder.js';
 import type { EncodedEvent, SseStream } from './sse-stream.js';
 
 interface ChannelEntry {
@@ -408,6 +408,7 @@ class Encoded implements EncodedEvent {
   readonly bodyBytes: number;
   readonly wholeBytes: number;
   private wholeBuffer: Buffer | undefined;
+  private wholeChunkBuffer: Buffer | undefined;
 
   constructor(
     readonly message: ChannelMessage,
@@ -423,5 +424,10 @@ class Encoded implements EncodedEvent {
   get whole(): Buffer {
     this.wholeBuffer ??= Buffer.from(this.idLine + this.body);
     return this.wholeBuffer;
+  }
+
+  get wholeChunk(): Buffer {
+    this.wholeChunkBuffer ??= Buffer.from(frameChunk(this.idLine + this.body, this.wholeBytes));
+    return this.wholeChunkBuffer;
   }
 }

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
-import { SseEncodingError, encodeComment, encodeEventBody, encodeIdLine, encodeRetry } from '../../src/sse/encoder.js';
+import { SseEncodingError, encodeComment, encodeEventBody, encodeIdLine, encodeRetry, frameChunk } from '../../src/sse/encoder.js';
 import { SseParser, parseSseStream } from '../helpers/sse-parser.js';
 import type { ParsedSseEvent } from '../helpers/sse-parser.js';
 
@@ -129,6 +129,13 @@ t.test('exact wire bytes', async (t) => {
   t.equal(encodeRetry(0), 'retry: 0\n');
   t.equal(encodeRetry(3000), 'retry: 3000\n');
   t.equal(encodeRetry(-0), 'retry: 0\n');
+});
+
+t.test('an HTTP/1.1 chunk: the size in hex is the UTF-8 byte count, not the string length', async (t) => {
+  t.equal(frameChunk(':\n\n', 3), '3\r\n:\n\n\r\n');
+  const text = 'data: "é€😀"\n\n';
+  t.equal(frameChunk(text, Buffer.byteLength(text)), `13\r\n${text}\r\n`, '0x13 = 19 bytes, for 14 UTF-16 units');
+  t.equal(frameChunk('x'.repeat(4096), 4096).slice(0, 6), '1000\r\n');
 });
 
 t.test('SseEncodingError', async (t) => {

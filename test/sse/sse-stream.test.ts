@@ -1,9 +1,10 @@
 // SseStream's life, in process: opening → replaying → live → ended, and what each state allows.
+import type { ServerResponse } from 'node:http';
 import t from 'tap';
 import type { ChannelMessage } from '../../src/backplane/backplane.js';
-import { userChannel } from '../../src/backplane/redis-keys.js';
+import { topicChannel, userChannel } from '../../src/backplane/redis-keys.js';
 import { channelTag, formatSegment, type Position } from '../../src/history/cursor.js';
-import { encodeEventBody, encodeIdLine } from '../../src/sse/encoder.js';
+import { encodeEventBody, encodeIdLine, frameChunk } from '../../src/sse/encoder.js';
 import { SseStream, type EncodedEvent, type StreamEndReason } from '../../src/sse/sse-stream.js';
 import { localResponse } from '../helpers/local-stream.js';
 import type { TeardownHost } from '../helpers/redis-server.js';
@@ -19,7 +20,8 @@ function event(ms: number, data: string): EncodedEvent {
   const segment = formatSegment(TAG, EPOCH, positionText);
   const body = encodeEventBody('message', message.dataJson);
   const whole = Buffer.from(encodeIdLine(segment) + body);
-  return { message, segment, body, bodyBytes: Buffer.byteLength(body), whole, wholeBytes: whole.length };
+  const wholeChunk = Buffer.from(frameChunk(whole.toString(), whole.length));
+  return { message, segment, body, bodyBytes: Buffer.byteLength(body), whole, wholeChunk, wholeBytes: whole.length };
 }
 
 async function newStream(t: TeardownHost, maxBufferedBytes = 1024 * 1024) {
@@ -39,6 +41,17 @@ async function newStream(t: TeardownHost, maxBufferedBytes = 1024 * 1024) {
   });
   stream.setPosition(0, EPOCH, { ms: 1, seq: 0 }, '1-0');
   return { stream, local, ended };
+}
+
+/** Counts the calls of `response.write` from now on. */
+function countWrites(response: ServerResponse): () => number {
+  let calls = 0;
+  const write = response.write.bind(response) as (...args: unknown[]) => boolean;
+  response.write = ((...args: unknown[]) => {
+    calls++;
+    return write(...args);
+  }) as typeof response.write;
+  return () => calls;
 }
 
 const dataOf = (text: string): string[] => [...text.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1]!) as string);
@@ -95,6 +108,54 @@ t.test('ended: once, from any state, and nothing is written after', async (t) =>
   t.ok(stream.isEnded);
   await local.waitForText(/retry: 1234/);
   t.notMatch(local.received(), /too-late/);
+});
+
+t.test('over HTTP/1.1 a live stream frames its own chunks: every event arrives whole, multibyte and large ones, several in one tick', async (t) => {
+  const { stream, local } = await newStream(t);
+  stream.open();
+  stream.goLive();
+  const writesThroughResponse = countWrites(local.response);
+  const large = 'x'.repeat(70_000);
+  stream.deliver(event(5, 'é€😀'));
+  stream.deliver(event(6, 'second'));
+  stream.heartbeat();
+  stream.deliver(event(7, large));
+  await local.waitForText(/"x{70000}"/);
+  t.same(dataOf(local.received()), ['é€😀', 'second', large], "Node's client parsed every chunk: each size was right");
+  t.equal(writesThroughResponse(), 0, 'written to the socket, not through response.write');
+  stream.end('draining', 1234);
+  await local.waitForText(/retry: 1234\n\n$/);
+  t.equal(writesThroughResponse(), 0, "the end's hint too; only response.end() writes the last chunk");
+});
+
+t.test('a stream of several channels frames each event with its own id line, sized in bytes', async (t) => {
+  const topic = topicChannel('news');
+  const local = await localResponse(t);
+  const stream = new SseStream(local.response, {
+    userId: 'life',
+    channels: [CHANNEL, topic],
+    tags: [TAG, channelTag(topic)],
+    maxBufferedBytes: 1024 * 1024,
+    drainTimeoutMs: 1000,
+    head: { 'content-type': 'text/event-stream' },
+    retryMs: 1000,
+    expiresAtMs: Number.MAX_SAFE_INTEGER,
+    onEnd: () => {},
+    onReset: () => {},
+  });
+  stream.setPosition(0, EPOCH, { ms: 1, seq: 0 }, '1-0');
+  stream.setPosition(1, EPOCH, { ms: 1, seq: 0 }, '1-0');
+  stream.open();
+  stream.goLive();
+  const writesThroughResponse = countWrites(local.response);
+  const onTopic = { ...event(8, 'ünïcødé'), message: { ...event(8, 'ünïcødé').message, channel: topic } };
+  stream.deliver(onTopic);
+  stream.deliver(event(9, 'mine'));
+  await local.waitForText(/"mine"/);
+  t.same(dataOf(local.received()), ['ünïcødé', 'mine']);
+  const ids = [...local.received().matchAll(/^id: (.*)$/gm)].map((m) => m[1]);
+  t.same(ids, [stream.cursor().replace(/\.9-0/, '.1-0'), stream.cursor()], 'each event carries the whole cursor at its point');
+  t.equal(writesThroughResponse(), 0);
 });
 
 t.test('a stream queueing more live events than the bound while replaying is cut', async (t) => {
