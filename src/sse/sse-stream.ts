@@ -33,7 +33,7 @@ export interface EncodedEvent {
    * instead, so an event (or a replayed page) that reaches only such streams never makes it.
    */
   readonly whole: Buffer;
-  /** `whole` framed as one HTTP/1.1 chunk (see `ChunkWriter`), made on first use like `whole`. */
+  /** `whole` framed as one HTTP/1.1 chunk, for streams that write their own (`ownChunkedSocket`); made on first use like `whole`. */
   readonly wholeChunk: Buffer;
   /** The length of `whole`, known without making it. */
   wholeBytes: number;
@@ -281,7 +281,7 @@ export class SseStream {
     this.cutIfBehind();
   }
 
-  /** Writes bytes: `chunk` is the same bytes framed, for a stream that writes its own chunks. */
+  /** Writes bytes; `chunk` is the same bytes framed, given whenever this stream writes its own chunks. */
   private writeBytes(bytes: Buffer, chunk: Buffer | undefined): void {
     if (this.isEnded) return;
     if (this.socket === undefined || chunk === undefined) this.response.write(bytes);
