@@ -24,13 +24,15 @@ function event(ms: number, data: string): EncodedEvent {
   return { message, segment, body, bodyBytes: Buffer.byteLength(body), whole, wholeChunk, wholeBytes: whole.length };
 }
 
-async function newStream(t: TeardownHost, maxBufferedBytes = 1024 * 1024) {
+/** A stream of the user's channel, and of `topics` after it, each at position 1-0. */
+async function newStream(t: TeardownHost, maxBufferedBytes = 1024 * 1024, topics: readonly string[] = []) {
   const local = await localResponse(t);
   const ended: StreamEndReason[] = [];
+  const channels = [CHANNEL, ...topics.map(topicChannel)];
   const stream = new SseStream(local.response, {
     userId: 'life',
-    channels: [CHANNEL],
-    tags: [TAG],
+    channels,
+    tags: channels.map(channelTag),
     maxBufferedBytes,
     drainTimeoutMs: 1000,
     head: { 'content-type': 'text/event-stream' },
@@ -39,7 +41,7 @@ async function newStream(t: TeardownHost, maxBufferedBytes = 1024 * 1024) {
     onEnd: (_stream, reason) => ended.push(reason),
     onReset: () => {},
   });
-  stream.setPosition(0, EPOCH, { ms: 1, seq: 0 }, '1-0');
+  for (let i = 0; i < channels.length; i++) stream.setPosition(i, EPOCH, { ms: 1, seq: 0 }, '1-0');
   return { stream, local, ended };
 }
 
@@ -129,26 +131,12 @@ t.test('over HTTP/1.1 a live stream frames its own chunks: every event arrives w
 });
 
 t.test('a stream of several channels frames each event with its own id line, sized in bytes', async (t) => {
-  const topic = topicChannel('news');
-  const local = await localResponse(t);
-  const stream = new SseStream(local.response, {
-    userId: 'life',
-    channels: [CHANNEL, topic],
-    tags: [TAG, channelTag(topic)],
-    maxBufferedBytes: 1024 * 1024,
-    drainTimeoutMs: 1000,
-    head: { 'content-type': 'text/event-stream' },
-    retryMs: 1000,
-    expiresAtMs: Number.MAX_SAFE_INTEGER,
-    onEnd: () => {},
-    onReset: () => {},
-  });
-  stream.setPosition(0, EPOCH, { ms: 1, seq: 0 }, '1-0');
-  stream.setPosition(1, EPOCH, { ms: 1, seq: 0 }, '1-0');
+  const { stream, local } = await newStream(t, undefined, ['news']);
   stream.open();
   stream.goLive();
   const writesThroughResponse = countWrites(local.response);
-  const onTopic = { ...event(8, 'ünïcødé'), message: { ...event(8, 'ünïcødé').message, channel: topic } };
+  const topicEvent = event(8, 'ünïcødé');
+  const onTopic = { ...topicEvent, message: { ...topicEvent.message, channel: topicChannel('news') } };
   stream.deliver(onTopic);
   stream.deliver(event(9, 'mine'));
   await local.waitForText(/"mine"/);
