@@ -58,8 +58,8 @@ export interface SseStreamOptions {
   onReset: (cause: ResetCause) => void;
 }
 
-const HEARTBEAT = Buffer.from(':\n\n');
-const HEARTBEAT_CHUNK = Buffer.from(frameChunk(':\n\n', 3));
+/** A heartbeat comment, both ways it can be written (see `writeBytes`). */
+const HEARTBEAT: Pick<EncodedEvent, 'whole' | 'wholeChunk'> = { whole: Buffer.from(':\n\n'), wholeChunk: Buffer.from(frameChunk(':\n\n', 3)) };
 const RESET_DATA = '{"reason":"history_gap"}';
 const AUTH_EXPIRED = { type: 'auth-expired', dataJson: '{"reason":"token_expired"}' };
 
@@ -227,7 +227,7 @@ export class SseStream {
 
   heartbeat(): void {
     // Never while opening: a byte before the head would make Node send a head without the SSE type.
-    if (this.state.name === 'replaying' || this.state.name === 'live') this.writeBytes(HEARTBEAT, HEARTBEAT_CHUNK);
+    if (this.state.name === 'replaying' || this.state.name === 'live') this.writeBytes(HEARTBEAT);
   }
 
   /** Ends the stream with a reconnect hint (`retry:`), so the client comes back by itself. */
@@ -257,7 +257,7 @@ export class SseStream {
     cursor.position = message.position;
     cursor.segment = event.segment;
     if (this.channels.length === 1) {
-      this.writeBytes(event.whole, this.socket === undefined ? undefined : event.wholeChunk);
+      this.writeBytes(event);
       return event.wholeBytes;
     }
     // One string, one write per event: two writes would double the per-write work, and Buffers
@@ -281,11 +281,11 @@ export class SseStream {
     this.cutIfBehind();
   }
 
-  /** Writes bytes; `chunk` is the same bytes framed, given whenever this stream writes its own chunks. */
-  private writeBytes(bytes: Buffer, chunk: Buffer | undefined): void {
+  /** Writes bytes already encoded: `whole` through the response, or `wholeChunk` (made only then) to the socket. */
+  private writeBytes(bytes: Pick<EncodedEvent, 'whole' | 'wholeChunk'>): void {
     if (this.isEnded) return;
-    if (this.socket === undefined || chunk === undefined) this.response.write(bytes);
-    else holdUntilTick(this.socket).write(chunk);
+    if (this.socket === undefined) this.response.write(bytes.whole);
+    else holdUntilTick(this.socket).write(bytes.wholeChunk);
     this.cutIfBehind();
   }
 
